@@ -1,0 +1,30 @@
+# massface — the two commands: `make demo` (the main job) and `make test` (the suite).
+# TORCH selects the torch requirement, e.g. `make test TORCH=torch==2.13.0` for the CPU build.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.massface-installed
+
+.PHONY: venv demo test bench clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(PY) examples/quickstart.py
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) benchmarks/bench_mining.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output bench-output

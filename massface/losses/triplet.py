@@ -1,0 +1,176 @@
+"""Triplet loss with hard (hinge) or soft (softplus) margin, speaking pytorch-metric-learning's call contract."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning.losses import BaseMetricLossFunction
+
+from massface.distances import DistanceLike, is_same_tensor, resolve_distance
+from massface.mining.miners import BatchAllMiner, TripletMiner, check_batch
+
+__all__ = ["TripletLoss", "pairs_to_triplets"]
+
+Reduction = Literal["mean", "nonzero_mean", "sum"]
+_REDUCTIONS = ("mean", "nonzero_mean", "sum")
+
+
+def pairs_to_triplets(
+    a1: torch.Tensor, p: torch.Tensor, a2: torch.Tensor, n: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Join positive pairs (a1, p) and negative pairs (a2, n) on their anchor: every (a, p, n) with
+    a = a1_i = a2_j.
+
+    Sort-based join: O((P + Q) log Q + T) time and O(P + Q + T) memory for P positive pairs, Q negative
+    pairs and T triplets — PML's ``convert_to_triplets`` builds a dense P×Q equality matrix instead.
+    """
+    device = a1.device
+    order = torch.argsort(a2, stable=True)
+    a2_sorted, n_sorted = a2[order], n[order]
+    lo = torch.searchsorted(a2_sorted, a1, right=False)
+    count = torch.searchsorted(a2_sorted, a1, right=True) - lo
+    total = int(count.sum().item())
+    starts = torch.cumsum(count, 0) - count
+    flat = torch.arange(total, device=device) + torch.repeat_interleave(lo - starts, count, output_size=total)
+    return (
+        torch.repeat_interleave(a1, count, output_size=total),
+        torch.repeat_interleave(p, count, output_size=total),
+        n_sorted[flat],
+    )
+
+
+class TripletLoss(BaseMetricLossFunction):
+    """ℓ(a, p, n) = [d(a, p) − d(a, n) + m]_+ (FaceNet; MassFace), or softplus(d(a, p) − d(a, n) + m) with
+    ``soft=True`` (Hermans et al.'s soft margin is ``TripletLoss(margin=0.0, soft=True)``).
+
+    For a similarity (``distance="cosine"``) d = −s, i.e. ℓ = [s(a, n) − s(a, p) + m]_+ as in PML.
+
+    Call: ``loss(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None)`` → scalar tensor.
+    ``indices_tuple`` may be triplets ``(a, p, n)`` from any miner (ours or PML's) or pairs
+    ``(a1, p, a2, n)``, joined on the anchor without a dense mask (:func:`pairs_to_triplets`). Without
+    indices the loss mines with ``miner`` (default: :class:`~massface.mining.BatchAllMiner` with the same
+    margin and distance, i.e. every margin-violating triplet of the batch). Anchors index ``embeddings``;
+    positives and negatives index ``ref_emb`` (``embeddings`` when not given).
+
+    Reductions: ``"mean"`` over the T triplets, ``"nonzero_mean"`` over those with ℓ > 0 (Hermans'
+    BA≠0; PML's AvgNonZeroReducer), ``"sum"``. No triplet gives a zero loss that is still connected to the
+    graph (backward works and yields zero gradients; MassFace crashed here).
+
+    After a call, ``parts`` holds floats for logging: ``loss``, ``num_triplets``, ``active_fraction``.
+
+    Cost: the distances come either from the (N, M) matrix (O(N·M·D)) or, when there are few triplets
+    against a large reference (T·D < N·M/2, e.g. batch-hard against a memory bank), per triplet (O(T·D));
+    then O(T) for the loss.
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.2,
+        soft: bool = False,
+        distance: DistanceLike = "squared_euclidean",
+        normalize: bool = True,
+        reduction: Reduction = "mean",
+        miner: Optional[TripletMiner] = None,
+        **kwargs,
+    ) -> None:
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
+        if not isinstance(margin, (int, float)) or margin != margin:
+            raise ValueError(f"margin must be a number, got {margin!r}")
+        super().__init__(distance=resolve_distance(distance, normalize), **kwargs)
+        self.margin = float(margin)
+        self.soft = bool(soft)
+        self.reduction = reduction
+        self.miner = miner if miner is not None else BatchAllMiner(margin=self.margin, distance=self.distance)
+        self.parts: dict[str, float] = {}
+        self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels=None,
+        indices_tuple: Optional[Sequence[torch.Tensor]] = None,
+        ref_emb: Optional[torch.Tensor] = None,
+        ref_labels=None,
+    ) -> torch.Tensor:
+        if indices_tuple is None or labels is not None:
+            labels = check_batch(embeddings, labels)
+        elif embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be 2-D (batch, dim), got shape {tuple(embeddings.shape)}")
+        if ref_emb is None:
+            ref_emb, ref_labels = embeddings, labels
+        elif ref_emb.ndim != 2 or ref_emb.shape[1] != embeddings.shape[1]:
+            raise ValueError(f"ref_emb must be 2-D with {embeddings.shape[1]} columns, got {tuple(ref_emb.shape)}")
+        if indices_tuple is None:
+            indices_tuple = self.miner(embeddings, labels, ref_emb, ref_labels)
+        a, p, n = self._triplets(indices_tuple, embeddings.shape[0], ref_emb.shape[0], embeddings.device)
+        if a.numel() == 0:
+            self.parts = {"loss": 0.0, "num_triplets": 0.0, "active_fraction": 0.0}
+            zero = embeddings.sum() * 0.0
+            return zero + ref_emb.sum() * 0.0 if ref_emb is not embeddings else zero
+        d_ap, d_an = self._triplet_distances(embeddings, ref_emb, a, p, n)
+        x = d_ap - d_an + self.margin
+        losses = F.softplus(x) if self.soft else F.relu(x)
+        active = losses > 0
+        if self.reduction == "sum":
+            loss = losses.sum()
+        elif self.reduction == "mean":
+            loss = losses.mean()
+        else:
+            loss = losses.sum() / active.sum().clamp_min(1)
+        self.parts = {
+            "loss": float(loss.detach()),
+            "num_triplets": float(a.numel()),
+            "active_fraction": float(active.float().mean()),
+        }
+        return loss
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _triplets(indices_tuple, n_query: int, n_ref: int, device: torch.device):
+        if not isinstance(indices_tuple, (tuple, list)) or len(indices_tuple) not in (3, 4):
+            raise ValueError("indices_tuple must be (a, p, n) triplets or (a1, p, a2, n) pairs")
+        idx = [torch.as_tensor(t, device=device) for t in indices_tuple]
+        for t in idx:
+            if t.ndim != 1 or t.is_floating_point() or t.dtype == torch.bool:
+                raise ValueError("indices_tuple must hold 1-D integer index tensors")
+        idx = [t.long() for t in idx]
+        if len(idx) == 4:
+            if idx[0].numel() != idx[1].numel() or idx[2].numel() != idx[3].numel():
+                raise ValueError("pair indices (a1, p, a2, n) must have len(a1) == len(p) and len(a2) == len(n)")
+            idx = list(pairs_to_triplets(*idx))
+        a, p, n = idx
+        if not (a.numel() == p.numel() == n.numel()):
+            raise ValueError(f"triplet index lengths differ: {a.numel()}, {p.numel()}, {n.numel()}")
+        for name, t, bound in (("anchor", a, n_query), ("positive", p, n_ref), ("negative", n, n_ref)):
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= bound):
+                raise ValueError(f"{name} indices must lie in [0, {bound}), got [{int(t.min())}, {int(t.max())}]")
+        return a, p, n
+
+    def _triplet_distances(self, embeddings, ref_emb, a, p, n):
+        """d_ap and d_an as dissimilarities (similarities negated), in float32 or wider (autocast is
+        suspended here: squared distances of unit vectors lose too much in fp16 / bf16)."""
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return self._triplet_distances_fp32(embeddings, ref_emb, a, p, n)
+
+    def _triplet_distances_fp32(self, embeddings, ref_emb, a, p, n):
+        dist = self.distance
+        if embeddings.dtype in (torch.float16, torch.bfloat16):
+            embeddings = embeddings.float()
+            ref_emb = ref_emb.float() if ref_emb.dtype in (torch.float16, torch.bfloat16) else ref_emb
+        n_query, n_ref, dim = embeddings.shape[0], ref_emb.shape[0], embeddings.shape[1]
+        if 2 * a.numel() * dim < n_query * n_ref:
+            q = dist.maybe_normalize(embeddings[a])
+            d_ap = dist.pairwise_distance(q, dist.maybe_normalize(ref_emb[p]))
+            d_an = dist.pairwise_distance(q, dist.maybe_normalize(ref_emb[n]))
+            if dist.power != 1:
+                d_ap, d_an = d_ap**dist.power, d_an**dist.power
+        else:
+            mat = dist(embeddings, None if is_same_tensor(embeddings, ref_emb) else ref_emb)
+            row = a * n_ref
+            d_ap, d_an = mat.reshape(-1)[row + p], mat.reshape(-1)[row + n]
+        if dist.is_inverted:
+            d_ap, d_an = -d_ap, -d_an
+        return d_ap, d_an

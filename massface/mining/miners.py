@@ -1,0 +1,312 @@
+"""Online triplet miners: one general :class:`TripletMiner` and the presets of DESIGN.md.
+
+Every miner is a ``torch.nn.Module`` and a :class:`pytorch_metric_learning.miners.BaseMiner`, so PML losses,
+``CrossBatchMemory`` and ``DistributedMinerWrapper`` take it unchanged::
+
+    a, p, n = miner(embeddings, labels)                       # query = reference (self-pairs excluded)
+    a, p, n = miner(embeddings, labels, ref_emb, ref_labels)  # anchors from embeddings, p/n from ref_emb
+
+Anchors index ``embeddings``; positives and negatives index ``ref_emb`` (``embeddings`` when not given).
+The reference *is* the query batch when ``ref_emb`` is omitted or shares the query's memory (same storage,
+offset, shape and strides — ``emb``, ``emb.detach()``, ``emb[:]``); then the pairs (i, i) are excluded. A copy
+(``emb.clone()``, a memory bank) is other data, and its entries equal to a query are legitimate positives —
+the caller (e.g. a cross-batch memory) removes them if it must.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from pytorch_metric_learning.miners import BaseMiner
+
+from massface.distances import DistanceLike, dissimilarity_matrix, is_same_tensor, resolve_distance
+from massface.mining.strategies import (
+    FALLBACKS,
+    NEGATIVE_PICKS,
+    NEGATIVE_REGIONS,
+    POSITIVE_RULES,
+    Fallback,
+    NegativePick,
+    NegativeRegion,
+    PositiveRule,
+    mask_same_label,
+    same_label_pairs,
+    select_negatives,
+    select_positive_pairs,
+    unmask_same_label,
+)
+
+__all__ = [
+    "TripletMiner",
+    "BatchAllMiner",
+    "BatchHardestMiner",
+    "BatchMinMinMiner",
+    "BatchMinMaxMiner",
+    "BatchRandomMiner",
+    "SemiHardMiner",
+    "check_batch",
+]
+
+IndexTuple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings") -> torch.Tensor:
+    """Validate an (N, D) embedding batch and its N integer labels; returns the labels as an int64 tensor.
+
+    Raises ``ValueError`` naming the problem: non-2-D or non-float embeddings, NaN/Inf values (with their
+    count), labels that are not a 1-D integer sequence, or a length mismatch.
+    """
+    if not isinstance(embeddings, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
+    if embeddings.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(embeddings.shape)}")
+    if not embeddings.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got {embeddings.dtype}")
+    if not bool(torch.isfinite(embeddings.sum())) and not bool(torch.isfinite(embeddings).all()):
+        bad_rows = int((~torch.isfinite(embeddings)).any(dim=1).sum())
+        raise ValueError(f"{name} holds NaN or Inf in {bad_rows} of {embeddings.shape[0]} rows")
+    label_name = "labels" if name == "embeddings" else f"{name} labels"
+    if labels is None:
+        raise ValueError(f"{label_name} are required")
+    labels = torch.as_tensor(labels, device=embeddings.device)
+    if labels.ndim != 1:
+        raise ValueError(f"{label_name} must be 1-D, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"{label_name} must be integers, got dtype {labels.dtype}")
+    if labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(
+            f"{name} has {embeddings.shape[0]} rows but {label_name} has {labels.shape[0]} entries"
+        )
+    return labels.long()
+
+
+class TripletMiner(BaseMiner):
+    """General online triplet miner: a positive rule, a negative region and a pick inside it.
+
+    For each anchor a, positives p with y_p = y_a (p ≠ a) are chosen by ``positives``; for each pair (a, p)
+    the negatives n (y_n ≠ y_a) admissible under ``negatives`` (a condition on d_an relative to d_ap and the
+    margin m) are reduced by ``pick``; ``fallback`` replaces an empty region by the anchor's nearest or farthest
+    negative. See :mod:`massface.mining.strategies` for the vocabulary. The presets::
+
+        BatchAllMiner(m)      = TripletMiner("all",     "violating", pick="all")
+        BatchHardestMiner()   = TripletMiner("hardest", "all",       pick="nearest")
+        BatchMinMinMiner()    = TripletMiner("easiest", "all",       pick="nearest")
+        BatchMinMaxMiner(m)   = TripletMiner("hardest", "beyond",    pick="nearest", fallback="nearest")
+        BatchRandomMiner(m)   = TripletMiner("all",     "violating", pick="random")
+        SemiHardMiner(m)      = TripletMiner("all",     "semihard",  pick="all")
+
+    Args:
+        positives: ``"all" | "hardest" | "easiest" | "random"``.
+        negatives: ``"all" | "violating" | "semihard" | "hard" | "beyond"`` (region of admissible negatives).
+        pick: ``"all" | "nearest" | "farthest" | "random"`` negative(s) of the region per pair.
+        fallback: ``None | "nearest" | "farthest"`` — what an empty region yields (``None``: drop the pair).
+        margin: m, in units of the distance (for a similarity, of the similarity).
+        max_triplets: keep a uniform random subset of at most this many triplets (drawn by rank, without
+            materialising all of them first).
+        distance: ``"squared_euclidean"`` (default, as MassFace), ``"euclidean"``, ``"cosine"`` or a PML
+            distance object; a similarity is mined as the dissimilarity ``-s``.
+        normalize: L2-normalise the embeddings before a named distance (cosine always does).
+        generator / seed: randomness for ``"random"`` rules and ``max_triplets``; a private generator seeded
+            with ``seed`` is made when none is given — the global RNG is never used.
+
+    After each call the module holds statistics of the mined set: ``num_triplets``, ``active_fraction``
+    (share with positive hinge d_ap − d_an + m > 0), ``mean_d_ap`` and ``mean_d_an`` (see :attr:`stats`;
+    computed on first access, so a caller that does not log them pays nothing).
+
+    Cost for a batch of N queries and M references in dimension D: the distance matrix O(N·M·D); then O(N·M)
+    for per-anchor strategies, O(N·M log M + T) time and O(N·M + T) memory for strategies that emit T
+    triplets per call (see :mod:`massface.mining.strategies`).
+    """
+
+    def __init__(
+        self,
+        positives: PositiveRule = "all",
+        negatives: NegativeRegion = "violating",
+        *,
+        pick: NegativePick = "all",
+        fallback: Fallback = None,
+        margin: float = 0.2,
+        max_triplets: Optional[int] = None,
+        distance: DistanceLike = "squared_euclidean",
+        normalize: bool = True,
+        generator: Optional[torch.Generator] = None,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        if positives not in POSITIVE_RULES:
+            raise ValueError(f"positives={positives!r} is not one of {POSITIVE_RULES}")
+        if negatives not in NEGATIVE_REGIONS:
+            raise ValueError(f"negatives={negatives!r} is not one of {NEGATIVE_REGIONS}")
+        if pick not in NEGATIVE_PICKS:
+            raise ValueError(f"pick={pick!r} is not one of {NEGATIVE_PICKS}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback={fallback!r} is not one of {FALLBACKS}")
+        if max_triplets is not None and (not isinstance(max_triplets, int) or max_triplets < 1):
+            raise ValueError(f"max_triplets must be a positive int or None, got {max_triplets!r}")
+        if not isinstance(margin, (int, float)) or margin != margin:
+            raise ValueError(f"margin must be a number, got {margin!r}")
+        super().__init__(distance=resolve_distance(distance, normalize), **kwargs)
+        self.positives = positives
+        self.negatives = negatives
+        self.pick = pick
+        self.fallback = fallback
+        self.margin = float(margin)
+        self.max_triplets = max_triplets
+        if generator is None:
+            generator = torch.Generator()
+            generator.manual_seed(seed)
+        self.generator = generator
+        self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
+        self.num_triplets = 0
+        self._last: Optional[tuple[torch.Tensor, ...]] = None
+        self._stats_cache: Optional[dict[str, float]] = None
+
+    # ------------------------------------------------------------------ PML contract
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels,
+        ref_emb: Optional[torch.Tensor] = None,
+        ref_labels=None,
+    ) -> IndexTuple:
+        """Mine triplets; returns int64 ``(a, p, n)`` on the embeddings' device (three empty tensors if none)."""
+        labels = check_batch(embeddings, labels)
+        if ref_emb is None:
+            if ref_labels is not None:
+                raise ValueError("ref_labels given without ref_emb")
+            ref_emb, ref_labels = embeddings, labels
+        else:
+            ref_labels = check_batch(ref_emb, ref_labels, name="ref_emb")
+            if ref_emb.shape[1] != embeddings.shape[1]:
+                raise ValueError(
+                    f"ref_emb has dimension {ref_emb.shape[1]} but embeddings have {embeddings.shape[1]}"
+                )
+            ref_labels = ref_labels.to(embeddings.device)
+        with torch.no_grad(), torch.autocast(device_type=embeddings.device.type, enabled=False):
+            out = self.mine(embeddings, labels, ref_emb, ref_labels)
+        self.output_assertion(out)
+        return out
+
+    def mine(self, embeddings, labels, ref_emb, ref_labels) -> IndexTuple:
+        if embeddings.dtype in (torch.float16, torch.bfloat16):  # mine on float32 distances
+            same_ref = is_same_tensor(embeddings, ref_emb)
+            embeddings = embeddings.float()
+            ref_emb = embeddings if same_ref else ref_emb.float()
+        D = dissimilarity_matrix(self.distance, embeddings, ref_emb)
+        D = D.contiguous()
+        pairs = same_label_pairs(labels, ref_labels)
+        a, p = select_positive_pairs(D, pairs, is_same_tensor(embeddings, ref_emb), self.positives, self.generator)
+        d_ap = D.view(-1)[a * D.shape[1] + p]
+        saved = mask_same_label(D, pairs)
+        triplets = select_negatives(
+            D, D.shape[1] - pairs.counts, a, p, d_ap, self.negatives, self.pick, self.margin,
+            self.fallback, self.generator, self.max_triplets,
+        )
+        unmask_same_label(D, pairs, saved)
+        self._record(D, triplets.a, triplets.p, triplets.n)
+        return triplets.as_tuple()
+
+    # ------------------------------------------------------------------ statistics
+    def _record(self, D: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> None:
+        """Keep what the statistics need; they are computed on first access (O(T)), not on every call."""
+        self._last = (D, a, p, n)
+        self._stats_cache: Optional[dict[str, float]] = None
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Statistics of the last call: ``num_triplets``, ``active_fraction`` (share of triplets with
+        d_ap − d_an + m > 0), ``mean_d_ap`` and ``mean_d_an`` (distances, or similarities for cosine; NaN when
+        no triplet was mined). Computed lazily in O(T)."""
+        if getattr(self, "_stats_cache", None) is None:
+            self._stats_cache = self._compute_stats()
+        return dict(self._stats_cache)
+
+    def _compute_stats(self) -> dict[str, float]:
+        last = getattr(self, "_last", None)
+        if last is None or last[1].numel() == 0:
+            return {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"), "mean_d_an": float("nan")}
+        D, a, p, n = last
+        row = a * D.shape[1]
+        d_ap, d_an = D.take(row + p), D.take(row + n)
+        active = (d_ap - d_an + self.margin) > 0
+        sign = -1.0 if self.distance.is_inverted else 1.0  # report the distance itself (similarity for cosine)
+        return {
+            "num_triplets": float(a.numel()),
+            "active_fraction": float(active.float().mean()),
+            "mean_d_ap": sign * float(d_ap.mean()),
+            "mean_d_an": sign * float(d_an.mean()),
+        }
+
+    @property
+    def active_fraction(self) -> float:
+        return self.stats["active_fraction"]
+
+    @property
+    def mean_d_ap(self) -> float:
+        return self.stats["mean_d_ap"]
+
+    @property
+    def mean_d_an(self) -> float:
+        return self.stats["mean_d_an"]
+
+    def extra_repr(self) -> str:
+        parts: Sequence[str] = [
+            f"positives={self.positives!r}",
+            f"negatives={self.negatives!r}",
+            f"pick={self.pick!r}",
+            f"fallback={self.fallback!r}",
+            f"margin={self.margin}",
+            f"max_triplets={self.max_triplets}",
+            f"distance={type(self.distance).__name__}",
+        ]
+        return ", ".join(parts)
+
+
+class BatchAllMiner(TripletMiner):
+    """All (a, p, n) with y_a = y_p ≠ y_n and d_an < d_ap + m (Hermans et al. batch all, restricted to the
+    margin violators; MassFace ``batch_all`` without its index-truncation bug). O(N·M log M + T)."""
+
+    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+        super().__init__("all", "violating", pick="all", margin=margin, **kwargs)
+
+
+class BatchHardestMiner(TripletMiner):
+    """Per anchor the farthest positive and the nearest negative, argmax_p d_ap and argmin_n d_an
+    (Hermans et al. batch hard; PML BatchHardMiner). No margin filter. O(N·M)."""
+
+    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+        super().__init__("hardest", "all", pick="nearest", margin=margin, **kwargs)
+
+
+class BatchMinMinMiner(TripletMiner):
+    """Per anchor the nearest positive and the nearest negative, argmin_p d_ap and argmin_n d_an
+    (MassFace ``min_and_min``, as its name says). O(N·M)."""
+
+    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+        super().__init__("easiest", "all", pick="nearest", margin=margin, **kwargs)
+
+
+class BatchMinMaxMiner(TripletMiner):
+    """Per anchor p* = argmax_p d_ap, then n = argmin {d_an : d_an > d_ap*}; if no negative is farther than
+    p*, n = argmin_n d_an (MassFace ``min_and_max`` as intended). ``margin`` is used for the statistics and
+    by a loss built from the miner. O(N·M)."""
+
+    def __init__(self, margin: float = 0.25, **kwargs) -> None:
+        super().__init__("hardest", "beyond", pick="nearest", fallback="nearest", margin=margin, **kwargs)
+
+
+class BatchRandomMiner(TripletMiner):
+    """For every positive pair (a, p) one negative drawn uniformly from {n : d_an < d_ap + m}; pairs with
+    no such n are skipped (VGG-Face selection; MassFace ``batch_random``). O(N·M log M)."""
+
+    def __init__(self, margin: float = 0.2, generator: Optional[torch.Generator] = None, **kwargs) -> None:
+        super().__init__("all", "violating", pick="random", margin=margin, generator=generator, **kwargs)
+
+
+class SemiHardMiner(TripletMiner):
+    """All (a, p, n) with d_ap < d_an < d_ap + m (FaceNet semi-hard; PML TripletMarginMiner "semihard"
+    up to boundary ties). O(N·M log M + T)."""
+
+    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+        super().__init__("all", "semihard", pick="all", margin=margin, **kwargs)

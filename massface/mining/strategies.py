@@ -1,0 +1,376 @@
+"""Triplet selection strategies: pure functions on a dissimilarity matrix.
+
+Notation: ``D`` is the (N, M) dissimilarity matrix between N anchors and M reference points (smaller is
+closer; see :func:`massface.distances.dissimilarity_matrix`), ``m`` the margin. Labels are never expanded to a
+dense N×M mask: :func:`same_label_pairs` lists the (query, reference) pairs that share a label by sorting the
+reference labels (O((N + M) log M + S) for S such pairs, about N·K in a P×K batch), positives come from that
+list and negatives are read from ``D`` with those S entries set to +inf (:func:`mask_same_label`).
+
+Selection is done in two steps, each a small closed vocabulary, so every strategy of the field is one
+combination (see :class:`massface.mining.TripletMiner`):
+
+1. **positives** (:data:`PositiveRule`) — which (a, p) pairs: ``"all"``; per anchor the ``"hardest"``
+   (argmax d_ap) or ``"easiest"`` (argmin d_ap); or one uniformly ``"random"`` positive per anchor.
+2. **negatives** for each pair, a *region* (:data:`NegativeRegion`) relative to that pair's d_ap —
+
+   ============  ==============================  =====================================
+   region        condition on d_an               known as
+   ============  ==============================  =====================================
+   ``all``       any negative                    batch hard (with pick ``nearest``)
+   ``violating`` d_an < d_ap + m                 batch all, VGG-Face / MassFace random
+   ``semihard``  d_ap < d_an < d_ap + m          FaceNet semi-hard
+   ``hard``      d_an < d_ap                     hard negatives
+   ``beyond``    d_an > d_ap                     PML BatchEasyHard "semihard" (no margin)
+   ============  ==============================  =====================================
+
+   and a *pick* (:data:`NegativePick`) inside the region: ``"all"`` of them, the ``"nearest"``, the
+   ``"farthest"`` or one uniformly ``"random"`` negative; plus an optional *fallback* when the region is
+   empty (``"nearest"`` / ``"farthest"`` negative of the anchor, else the pair is dropped).
+
+Cost. With P pairs and T triplets produced: positives O(N·M); negatives by ``nearest``/``farthest`` with
+one pair per anchor O(P·M) through masked reductions; otherwise each anchor's negative distances are sorted
+once (O(N·M log M)) and the region of every pair is two binary searches (O(P log M)), so ``"all"`` emits T
+triplets in O(T) time and memory — the N×M×M cube that PML's TripletMarginMiner allocates is never built.
+``max_triplets`` draws a uniform subset of the T triplets by their rank, again without enumerating them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+
+__all__ = [
+    "PositiveRule",
+    "NegativeRegion",
+    "NegativePick",
+    "Fallback",
+    "POSITIVE_RULES",
+    "NEGATIVE_REGIONS",
+    "NEGATIVE_PICKS",
+    "FALLBACKS",
+    "Triplets",
+    "LabelPairs",
+    "same_label_pairs",
+    "mask_same_label",
+    "unmask_same_label",
+    "select_positive_pairs",
+    "select_negatives",
+    "uniform_subset",
+]
+
+PositiveRule = Literal["all", "hardest", "easiest", "random"]
+NegativeRegion = Literal["all", "violating", "semihard", "hard", "beyond"]
+NegativePick = Literal["all", "nearest", "farthest", "random"]
+Fallback = Optional[Literal["nearest", "farthest"]]
+
+POSITIVE_RULES: tuple[str, ...] = ("all", "hardest", "easiest", "random")
+NEGATIVE_REGIONS: tuple[str, ...] = ("all", "violating", "semihard", "hard", "beyond")
+NEGATIVE_PICKS: tuple[str, ...] = ("all", "nearest", "farthest", "random")
+FALLBACKS: tuple[Optional[str], ...] = (None, "nearest", "farthest")
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """Mined triplets: int64 index tensors ``a`` (into the queries), ``p`` and ``n`` (into the reference)."""
+
+    a: torch.Tensor
+    p: torch.Tensor
+    n: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.a.numel())
+
+    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.a, self.p, self.n
+
+
+@dataclass(frozen=True)
+class LabelPairs:
+    """The (query, reference) index pairs sharing a label, grouped by query (``q`` ascending).
+
+    ``counts[i]`` is the number of references with query i's label (self included), so query i has
+    ``M - counts[i]`` negatives.
+    """
+
+    q: torch.Tensor
+    r: torch.Tensor
+    counts: torch.Tensor
+
+
+def _empty(device: torch.device) -> torch.Tensor:
+    return torch.empty(0, dtype=torch.long, device=device)
+
+
+def _uniform(count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``count`` U[0, 1) float64 draws from ``generator`` (drawn on the generator's device, moved to ``device``)."""
+    return torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64).to(device)
+
+
+def _require(generator: Optional[torch.Generator]) -> torch.Generator:
+    if generator is None:
+        raise ValueError("random selection (pick='random', positives='random' or max_triplets) needs a torch.Generator")
+    return generator
+
+
+def same_label_pairs(labels: torch.Tensor, ref_labels: torch.Tensor) -> LabelPairs:
+    """All (i, j) with ``labels[i] == ref_labels[j]``, grouped by i: one sort of the reference labels and two
+    binary searches per query, O((N + M) log M + S) time and O(N + M + S) memory for S pairs."""
+    order = torch.argsort(ref_labels, stable=True)
+    sorted_labels = ref_labels[order]
+    lo = torch.searchsorted(sorted_labels, labels, right=False)
+    counts = torch.searchsorted(sorted_labels, labels, right=True) - lo
+    total = int(counts.sum().item())
+    q = torch.repeat_interleave(torch.arange(labels.numel(), device=labels.device), counts, output_size=total)
+    starts = torch.cumsum(counts, 0) - counts
+    offset = torch.arange(total, device=labels.device) + torch.repeat_interleave(lo - starts, counts, output_size=total)
+    return LabelPairs(q, order[offset], counts)
+
+
+def mask_same_label(D: torch.Tensor, pairs: LabelPairs) -> torch.Tensor:
+    """Set the same-label entries of ``D`` to +inf **in place** and return their previous values (to restore
+    with :func:`unmask_same_label`). Afterwards a row's finite entries are exactly its negatives. O(S)."""
+    flat = pairs.q * D.shape[1] + pairs.r
+    saved = D.view(-1)[flat]
+    D.view(-1)[flat] = float("inf")
+    return saved
+
+
+def unmask_same_label(D: torch.Tensor, pairs: LabelPairs, saved: torch.Tensor) -> None:
+    """Undo :func:`mask_same_label`."""
+    D.view(-1)[pairs.q * D.shape[1] + pairs.r] = saved
+
+
+def _rank_within_group(group: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, int]:
+    """For items sorted by group: each item's rank inside its group, and the largest group size."""
+    counts = torch.bincount(group, minlength=num_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(group.numel(), device=group.device) - starts[group]
+    return rank, int(counts.max().item()) if group.numel() else 0
+
+
+def select_positive_pairs(
+    D: torch.Tensor,
+    pairs: LabelPairs,
+    exclude_self: bool,
+    rule: PositiveRule,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchor–positive pairs ``(a, p)`` by ``rule``, grouped by anchor (``a`` ascending).
+
+    With ``exclude_self`` the reference is the query batch and (i, i) is not a positive. Anchors without any
+    positive give no pair. ``D`` must hold the true distances at the pairs (call before masking).
+    O(S) for ``"all"``, O(N·K_max) for the per-anchor rules (K_max = most positives of one anchor).
+    """
+    a, p = pairs.q, pairs.r
+    if exclude_self:
+        keep = a != p
+        a, p = a[keep], p[keep]
+    if rule == "all" or a.numel() == 0:
+        if rule not in POSITIVE_RULES:
+            raise ValueError(f"positives={rule!r} is not one of {POSITIVE_RULES}")
+        return a, p
+    if rule == "hardest":
+        scores = D.view(-1)[a * D.shape[1] + p]
+    elif rule == "easiest":
+        scores = -D.view(-1)[a * D.shape[1] + p]
+    elif rule == "random":
+        scores = _uniform(a.numel(), _require(generator), D.device).to(D.dtype)
+    else:
+        raise ValueError(f"positives={rule!r} is not one of {POSITIVE_RULES}")
+    rank, width = _rank_within_group(a, D.shape[0])
+    grid = torch.full((D.shape[0], width), float("-inf"), dtype=scores.dtype, device=D.device)
+    grid[a, rank] = scores
+    best, column = grid.max(dim=1)
+    anchors = torch.isfinite(best).nonzero(as_tuple=True)[0]
+    index = torch.full((D.shape[0], width), -1, dtype=torch.long, device=D.device)
+    index[a, rank] = p
+    return anchors, index[anchors, column[anchors]]
+
+
+def _region_bounds(region: NegativeRegion, d_ap: torch.Tensor, margin: float):
+    """(lower, upper) exclusive bounds on d_an for each pair; ``None`` means unbounded on that side."""
+    if region == "all":
+        return None, None
+    if region == "violating":
+        return None, d_ap + margin
+    if region == "semihard":
+        return d_ap, d_ap + margin
+    if region == "hard":
+        return None, d_ap
+    if region == "beyond":
+        return d_ap, None
+    raise ValueError(f"negatives={region!r} is not one of {NEGATIVE_REGIONS}")
+
+
+def select_negatives(
+    D_neg: torch.Tensor,
+    num_negatives: torch.Tensor,
+    a: torch.Tensor,
+    p: torch.Tensor,
+    d_ap: torch.Tensor,
+    region: NegativeRegion,
+    pick: NegativePick,
+    margin: float,
+    fallback: Fallback = None,
+    generator: Optional[torch.Generator] = None,
+    max_triplets: Optional[int] = None,
+) -> Triplets:
+    """Negatives for the pairs ``(a, p)`` (grouped by anchor) whose distances are ``d_ap``.
+
+    ``D_neg`` is the distance matrix with every same-label entry set to +inf (:func:`mask_same_label`) and
+    ``num_negatives[i]`` the count of finite entries in row i. See the module docstring for regions and
+    picks. Pairs whose region is empty are dropped unless ``fallback`` names a replacement; anchors without
+    negatives never produce a triplet. ``max_triplets`` keeps a uniform random subset (needs ``generator``).
+    """
+    if region not in NEGATIVE_REGIONS:
+        raise ValueError(f"negatives={region!r} is not one of {NEGATIVE_REGIONS}")
+    if pick not in NEGATIVE_PICKS:
+        raise ValueError(f"pick={pick!r} is not one of {NEGATIVE_PICKS}")
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback={fallback!r} is not one of {FALLBACKS}")
+    device = D_neg.device
+    if a.numel() == 0:
+        return Triplets(_empty(device), _empty(device), _empty(device))
+    lower, upper = _region_bounds(region, d_ap, margin)
+    if pick in ("nearest", "farthest") and a.numel() <= D_neg.shape[0]:
+        triplets = _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback)
+    else:
+        triplets = _select_sorted(D_neg, num_negatives, a, p, lower, upper, pick, fallback, generator, max_triplets)
+        if pick == "all":
+            return triplets  # ``max_triplets`` already applied without enumeration
+    if max_triplets is not None and len(triplets) > max_triplets:
+        keep = uniform_subset(len(triplets), max_triplets, _require(generator), device)
+        triplets = Triplets(triplets.a[keep], triplets.p[keep], triplets.n[keep])
+    return triplets
+
+
+def _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback) -> Triplets:
+    """Nearest / farthest admissible negative per pair by one masked reduction over its row: O(P·M).
+
+    Non-negatives are +inf in ``D_neg``; region bounds exclude more entries. D is finite, so a reduction
+    comes out ±inf exactly when a row has no admissible negative.
+    """
+    full_rows = a.numel() == D_neg.shape[0]  # then a = 0..N-1 and the rows need no gather
+    rows = D_neg if full_rows else D_neg[a]
+    excluded = None
+    if lower is not None:
+        excluded = rows <= lower.unsqueeze(1)
+    if upper is not None:
+        above = rows >= upper.unsqueeze(1)
+        excluded = above if excluded is None else excluded | above
+    found, n = _masked_extreme(rows, excluded, pick)
+    keep = torch.isfinite(found)
+    if fallback is not None and excluded is not None and not bool(keep.all()):
+        lost = (~keep).nonzero(as_tuple=True)[0]
+        alt_found, alt_n = _masked_extreme(rows[lost], None, fallback)
+        n[lost] = alt_n
+        keep[lost] = torch.isfinite(alt_found)
+    return Triplets(a[keep], p[keep], n[keep])
+
+
+def _masked_extreme(rows: torch.Tensor, excluded: Optional[torch.Tensor], pick: str):
+    """(value, index) of the row minimum (``nearest``) or maximum (``farthest``) over admissible entries
+    (finite and not ``excluded``); ±inf where a row has none."""
+    if pick == "nearest":
+        if excluded is None:
+            return rows.min(dim=1)
+        return torch.where(excluded, torch.full((), float("inf"), dtype=rows.dtype, device=rows.device), rows).min(dim=1)
+    drop = torch.isinf(rows) if excluded is None else excluded | torch.isinf(rows)
+    return torch.where(drop, torch.full((), float("-inf"), dtype=rows.dtype, device=rows.device), rows).max(dim=1)
+
+
+def _searchsorted_per_group(
+    sorted_rows: torch.Tensor, group: torch.Tensor, rank: torch.Tensor, width: int, values: torch.Tensor, right: bool
+) -> torch.Tensor:
+    """Binary-search each pair's ``value`` in its anchor's sorted row with one batched ``searchsorted``.
+
+    The per-pair values are scattered into an (anchors, width) matrix, width = most pairs of one anchor.
+    """
+    grid = torch.zeros(sorted_rows.shape[0], width, dtype=sorted_rows.dtype, device=sorted_rows.device)
+    grid[group, rank] = values.to(sorted_rows.dtype)
+    return torch.searchsorted(sorted_rows, grid, right=right)[group, rank]
+
+
+def _select_sorted(D_neg, num_negatives, a, p, lower, upper, pick, fallback, generator, max_triplets) -> Triplets:
+    """Region of every pair as a slice ``[lo, hi)`` of its anchor's ascending negative distances."""
+    device = D_neg.device
+    anchors, group = torch.unique_consecutive(a, return_inverse=True)
+    sorted_vals, sorted_idx = (D_neg if anchors.numel() == D_neg.shape[0] else D_neg[anchors]).sort(dim=1)
+    n_neg = num_negatives[a]
+    rank, width = _rank_within_group(group, anchors.numel())
+    if lower is None:
+        lo = torch.zeros_like(a)
+    else:
+        lo = _searchsorted_per_group(sorted_vals, group, rank, width, lower, right=True)
+    if upper is None:
+        hi = n_neg
+    else:
+        hi = torch.minimum(_searchsorted_per_group(sorted_vals, group, rank, width, upper, right=False), n_neg)
+    count = (hi - lo).clamp_min(0)
+    if pick == "all":
+        return _expand_slices(sorted_idx, group, a, p, lo, count, generator, max_triplets)
+    if pick == "nearest":
+        pos = lo
+    elif pick == "farthest":
+        pos = hi - 1
+    else:  # random
+        u = _uniform(a.numel(), _require(generator), device)
+        pos = lo + torch.minimum((u * count.to(torch.float64)).long(), (count - 1).clamp_min(0))
+    keep = count > 0
+    if fallback is not None:
+        use_fallback = (count == 0) & (n_neg > 0)
+        pos = torch.where(use_fallback, torch.zeros_like(pos) if fallback == "nearest" else n_neg - 1, pos)
+        keep = keep | use_fallback
+    flat = group[keep] * sorted_idx.shape[1] + pos[keep]
+    return Triplets(a[keep], p[keep], sorted_idx.take(flat))
+
+
+def _expand_slices(sorted_idx, anchor_of_row, a, p, lo, count, generator, max_triplets) -> Triplets:
+    """Every negative of every pair's slice, or a uniform subset of ``max_triplets`` of them: O(T) or O(max).
+
+    Triplet t of pair i sits at flat position ``row_i·M + lo_i + (t − start_i)`` of ``sorted_idx``; the
+    expansion is three ``repeat_interleave`` calls and one ``take`` (no 2-D fancy indexing, which is slow).
+    """
+    device = a.device
+    total = int(count.sum().item())
+    if total == 0:
+        return Triplets(_empty(device), _empty(device), _empty(device))
+    ends = torch.cumsum(count, 0)
+    starts = ends - count
+    row_base = anchor_of_row * sorted_idx.shape[1] + lo - starts
+    if max_triplets is not None and total > max_triplets:
+        ranks = uniform_subset(total, max_triplets, _require(generator), device)
+        pair = torch.searchsorted(ends, ranks, right=True)
+        return Triplets(a[pair], p[pair], sorted_idx.take(ranks + row_base[pair]))
+    flat = torch.arange(total, device=device) + torch.repeat_interleave(row_base, count, output_size=total)
+    return Triplets(
+        torch.repeat_interleave(a, count, output_size=total),
+        torch.repeat_interleave(p, count, output_size=total),
+        sorted_idx.take(flat),
+    )
+
+
+def uniform_subset(total: int, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``size`` distinct integers drawn uniformly from ``range(total)``, sorted, without building ``range(total)``
+    when ``size`` is small against it.
+
+    Independent uniform draws are de-duplicated and topped up until ``size`` distinct values exist, then a
+    uniform ``size``-subset of those is kept; the result is exchangeable, hence a uniform ``size``-subset.
+    Expected O(size log size) time and O(size) memory for size ≤ total / 2; O(total) above that.
+    """
+    if size >= total:
+        return torch.arange(total, device=device)
+    if 2 * size > total:
+        perm = torch.randperm(total, generator=generator, device=generator.device)[:size]
+        return perm.sort().values.to(device)
+    picked = torch.empty(0, dtype=torch.long, device=generator.device)
+    while picked.numel() < size:
+        need = size - picked.numel()
+        draw = torch.randint(0, total, (need + need // 8 + 16,), generator=generator, device=generator.device)
+        picked = torch.unique(torch.cat([picked, draw]))
+    if picked.numel() > size:
+        order = torch.randperm(picked.numel(), generator=generator, device=generator.device)[:size]
+        picked = picked[order].sort().values
+    return picked.to(device)

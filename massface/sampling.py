@@ -1,0 +1,297 @@
+"""P×K identity batch sampler: P identities × K images per batch, every identity once per epoch, DDP-aware,
+deterministic and resumable mid-epoch.
+
+An epoch is one pass over a seeded permutation of the eligible identities (those with at least
+``min_images`` images). The permutation is read as a stream and cut into *rank batches*: with
+``small="oversample"`` each rank batch is the next P identities, each giving exactly K images (K distinct
+ones chosen at random; an identity with c < K images repeats them, each ⌊K/c⌋ or ⌈K/c⌉ times — Hermans et
+al.); with ``small="take_all"`` identities give min(c, K) images and the rank batch takes identities until it
+holds P·K images, truncating the last one (MassFace). A step hands rank r the rank batch ``step·W + r``, so
+within a step the W ranks hold disjoint runs of the stream — no identity on two ranks — and all ranks yield
+the same number of batches.
+
+Which images an identity gives in an epoch depends only on (seed, epoch, image index) through a counter-based
+hash, not on the step, the rank or the world size; the state is the epoch and the *cursor* (identities of the
+stream consumed), so a run can resume mid-epoch exactly, even with another number of ranks.
+
+Cost: building an epoch is one permutation of the identities (O(C)); a batch costs O(S log S) for the S images
+of its identities. Construction sorts the labels once, O(N log N).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["PKSampler"]
+
+SmallPolicy = Literal["oversample", "take_all"]
+_POLICIES = ("oversample", "take_all")
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser, elementwise on a uint64 array (wrapping arithmetic): a counter-based hash."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _as_label_array(labels) -> np.ndarray:
+    """Labels as a 1-D int64 numpy array, with a ValueError naming the first offending entry."""
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("labels is empty")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) or arr.dtype == object or arr.dtype == bool:
+            raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+        raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    negative = np.flatnonzero(arr < 0)
+    if negative.size:
+        i = int(negative[0])
+        raise ValueError(f"labels must be >= 0; labels[{i}] = {int(arr[i])} ({negative.size} negative in all)")
+    return arr
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class _RankBatch:
+    """A run of the identity stream: stream positions [start, stop); the last identity gives ``last_take``
+    images (take_all truncation) or its usual share when ``last_take`` is 0."""
+
+    start: int
+    stop: int
+    last_take: int = 0
+
+
+class PKSampler(Sampler[list[int]]):
+    """Batch sampler of P identities × K images (use as ``DataLoader(ds, batch_sampler=PKSampler(...))``).
+
+    Args:
+        labels: identity label of every dataset item (sequence, numpy array or tensor of ints ≥ 0).
+        p, k: identities per batch and images per identity; a batch holds P·K dataset indices.
+        small: ``"oversample"`` (identities with c < K images repeat them to reach K; exactly P
+            identities per batch) or ``"take_all"`` (they give all c images and the batch takes more
+            identities to reach P·K images; the last identity may be truncated — MassFace).
+        min_images: identities with fewer images are never sampled (they cannot form a positive pair).
+        seed: base seed; the order of an epoch is a function of (seed, epoch) only.
+        num_replicas, rank: world size and rank; default from ``torch.distributed`` when initialised.
+        drop_last: drop the final step when fewer than P·W identities are left in the epoch; otherwise it
+            is completed with identities from the start of the permutation.
+
+    ``len(sampler)`` is the number of batches per epoch on each rank. ``set_epoch(e)`` selects the epoch; an
+    epoch iterated to the end advances to the next one by itself. ``state_dict()`` / ``load_state_dict()``
+    save and restore (epoch, cursor); pass ``batches_done`` to ``state_dict`` when a DataLoader prefetches
+    ahead of training.
+    """
+
+    def __init__(
+        self,
+        labels,
+        p: int,
+        k: int,
+        *,
+        small: SmallPolicy = "oversample",
+        min_images: int = 2,
+        seed: int = 0,
+        num_replicas: Optional[int] = None,
+        rank: Optional[int] = None,
+        drop_last: bool = True,
+    ) -> None:
+        self.p = _positive_int("p", p)
+        self.k = _positive_int("k", k)
+        self.min_images = _positive_int("min_images", min_images)
+        if small not in _POLICIES:
+            raise ValueError(f"small={small!r} is not one of {_POLICIES}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.small = small
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.num_replicas, self.rank = self._world(num_replicas, rank)
+
+        labels = _as_label_array(labels)
+        sorted_t, order_t = torch.from_numpy(labels).sort(stable=True)  # ~3x faster than numpy's stable argsort
+        self._order, sorted_labels = order_t.numpy(), sorted_t.numpy()
+        starts = np.concatenate([[0], np.flatnonzero(sorted_labels[1:] != sorted_labels[:-1]) + 1])
+        counts = np.diff(np.append(starts, sorted_labels.size))
+        ids = sorted_labels[starts]
+        self.identity_labels: np.ndarray = ids
+        self._starts = starts.astype(np.int64)
+        self._counts = counts.astype(np.int64)
+        self._eligible = np.flatnonzero(self._counts >= self.min_images)
+        need = self.p * self.num_replicas
+        if self._eligible.size < need:
+            raise ValueError(
+                f"p={self.p} × {self.num_replicas} replica(s) needs {need} identities with at least "
+                f"{self.min_images} images, but only {self._eligible.size} of {ids.size} identities have that many"
+            )
+        if small == "take_all":
+            images = int(np.minimum(self._counts[self._eligible], self.k).sum())
+            if images < need * self.k:
+                raise ValueError(
+                    f"take_all needs {need * self.k} images per step but the eligible identities give only {images}"
+                )
+        self.epoch = 0
+        self._cursor = 0
+        self._step_cursors: list[int] = []
+        self._yielded = 0
+        self._iter_start = 0
+        self._iter_epoch = 0
+
+    # ------------------------------------------------------------------ configuration
+    @staticmethod
+    def _world(num_replicas: Optional[int], rank: Optional[int]) -> tuple[int, int]:
+        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if num_replicas is None:
+            num_replicas = torch.distributed.get_world_size() if dist_on else 1
+        if rank is None:
+            rank = torch.distributed.get_rank() if dist_on else 0
+        num_replicas = _positive_int("num_replicas", num_replicas)
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an integer in [0, {num_replicas}), got {rank!r}")
+        return num_replicas, int(rank)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch on one rank (P·K)."""
+        return self.p * self.k
+
+    @property
+    def num_identities(self) -> int:
+        """Identities sampled per epoch (those with at least ``min_images`` images)."""
+        return int(self._eligible.size)
+
+    # ------------------------------------------------------------------ epoch plan
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self._eligible)
+
+    def _plan(self, perm: np.ndarray, cursor: int) -> list[list[_RankBatch]]:
+        """Steps from ``cursor`` to the end of the epoch, each a list of W rank batches."""
+        n, w = perm.size, self.num_replicas
+        steps: list[list[_RankBatch]] = []
+        if self.small == "oversample":
+            per_step = self.p * w
+            remaining = max(n - cursor, 0)
+            n_steps = remaining // per_step if self.drop_last else -(-remaining // per_step)
+            for s in range(n_steps):
+                base = cursor + s * per_step
+                steps.append([_RankBatch(base + r * self.p, base + (r + 1) * self.p) for r in range(w)])
+            return steps
+        # take_all: greedy fill of P·K images per rank batch over the (wrapping) stream of identities
+        give = np.minimum(self._counts[perm], self.k)
+        cum = np.concatenate([[0], np.cumsum(np.concatenate([give, give]))])  # stream may wrap once
+        batch_images = self.p * self.k
+        pos = cursor
+        while pos < n:
+            step: list[_RankBatch] = []
+            for _ in range(w):
+                target = cum[pos] + batch_images
+                stop = int(np.searchsorted(cum, target, side="left"))  # cum[stop] >= target
+                last_take = int(give[(stop - 1) % n] - (cum[stop] - target))
+                step.append(_RankBatch(pos, stop, last_take))
+                pos = stop
+            if self.drop_last and pos > n:
+                break
+            steps.append(step)
+        return steps
+
+    def __len__(self) -> int:
+        return len(self._plan(self._permutation(self.epoch), 0))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch to iterate next (from its beginning)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = int(epoch)
+        self._cursor = 0
+
+    # ------------------------------------------------------------------ iteration
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, start = self.epoch, self._cursor
+        perm = self._permutation(epoch)
+        plan = self._plan(perm, start)
+        self._iter_start, self._iter_epoch = start, epoch
+        self._step_cursors = [step[-1].stop for step in plan]
+        self._yielded = 0
+        for step in plan:
+            batch = self._images(perm, step[self.rank], epoch)
+            self._yielded += 1
+            self._cursor = step[-1].stop
+            yield batch
+        if self.epoch == epoch:  # not re-targeted by set_epoch / load_state_dict meanwhile
+            self.epoch, self._cursor = epoch + 1, 0
+
+    def _images(self, perm: np.ndarray, rb: _RankBatch, epoch: int) -> list[int]:
+        """Dataset indices of one rank batch: each identity's images shuffled by the (seed, epoch) hash, then
+        the first ``take`` of them, cycling when ``take`` exceeds its count."""
+        ident = perm[np.arange(rb.start, rb.stop) % perm.size]
+        counts = self._counts[ident]
+        if self.small == "oversample":
+            take = np.full(ident.size, self.k, dtype=np.int64)
+        else:
+            take = np.minimum(counts, self.k)
+            if rb.last_take:
+                take[-1] = rb.last_take
+        # all images of these identities, segment by segment
+        seg_start = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        seg = np.repeat(np.arange(ident.size), counts)
+        within = np.arange(total) - seg_start[seg]
+        images = self._order[self._starts[ident][seg] + within]
+        salt = _splitmix64(np.array([self.seed], dtype=np.uint64) * _GOLDEN ^ np.array([epoch], dtype=np.uint64))
+        keys = _splitmix64(images.astype(np.uint64) ^ salt)
+        shuffled = images[np.lexsort((keys, seg))]
+        pick_seg = np.repeat(np.arange(ident.size), take)
+        pick_rank = np.arange(int(take.sum())) - (np.cumsum(take) - take)[pick_seg]
+        chosen = shuffled[seg_start[pick_seg] + pick_rank % counts[pick_seg]]
+        return chosen.tolist()
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self, batches_done: Optional[int] = None) -> dict:
+        """Position to resume from: after ``batches_done`` batches of the current iteration (default: all
+        batches yielded so far). World-size independent."""
+        epoch, cursor = self.epoch, self._cursor
+        if batches_done is not None:
+            if not 0 <= batches_done <= self._yielded:
+                raise ValueError(f"batches_done must be in [0, {self._yielded}] (batches yielded), got {batches_done}")
+            epoch = self._iter_epoch
+            cursor = self._iter_start if batches_done == 0 else self._step_cursors[batches_done - 1]
+        return {
+            "epoch": int(epoch),
+            "cursor": int(cursor),
+            "seed": self.seed,
+            "p": self.p,
+            "k": self.k,
+            "small": self.small,
+            "num_identities": self.num_identities,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume at the saved (epoch, cursor); the sampler must be built on the same labels and settings."""
+        missing = {"epoch", "cursor"} - set(state)
+        if missing:
+            raise ValueError(f"PKSampler state lacks {sorted(missing)}")
+        for key in ("seed", "p", "k", "small", "num_identities"):
+            if key in state and state[key] != getattr(self, key):
+                raise ValueError(f"PKSampler state has {key}={state[key]!r} but this sampler has {getattr(self, key)!r}")
+        self.epoch = int(state["epoch"])
+        self._cursor = int(state["cursor"])

@@ -27,11 +27,13 @@ combination (see :class:`massface.mining.TripletMiner`):
    ``"farthest"`` or one uniformly ``"random"`` negative; plus an optional *fallback* when the region is
    empty (``"nearest"`` / ``"farthest"`` negative of the anchor, else the pair is dropped).
 
-Cost. With P pairs and T triplets produced: positives O(N·M); negatives by ``nearest``/``farthest`` with
-one pair per anchor O(P·M) through masked reductions; otherwise each anchor's negative distances are sorted
-once (O(N·M log M)) and the region of every pair is two binary searches (O(P log M)), so ``"all"`` emits T
-triplets in O(T) time and memory — the N×M×M cube that PML's TripletMarginMiner allocates is never built.
-``max_triplets`` draws a uniform subset of the T triplets by their rank, again without enumerating them.
+Cost. With P pairs and T triplets produced: negatives by ``nearest``/``farthest`` with at most one pair per
+anchor, O(P·M) through one masked reduction; ``"all"`` negatives, one (pairs × M) comparison per chunk of
+pairs and a ``nonzero``, O(P·M + T) time and O(chunk + T) memory — the N×M×M cube that PML's
+TripletMarginMiner allocates is never built. Otherwise (``"random"``, ``max_triplets``, several pairs per
+anchor with ``nearest``/``farthest``) each anchor's negative distances are sorted once (O(N·M log M)) and the
+region of every pair is a slice found by two binary searches (O(P log M)); ``max_triplets`` then draws a
+uniform subset of the T triplets by their rank, without enumerating them.
 """
 
 from __future__ import annotations
@@ -236,6 +238,8 @@ def select_negatives(
     lower, upper = _region_bounds(region, d_ap, margin)
     if pick in ("nearest", "farthest") and a.numel() <= D_neg.shape[0]:
         triplets = _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback)
+    elif pick == "all" and max_triplets is None:
+        return _expand_dense(D_neg, a, p, lower, upper)
     else:
         triplets = _select_sorted(D_neg, num_negatives, a, p, lower, upper, pick, fallback, generator, max_triplets)
         if pick == "all":
@@ -268,6 +272,30 @@ def _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback) -> Triplets:
         n[lost] = alt_n
         keep[lost] = torch.isfinite(alt_found)
     return Triplets(a[keep], p[keep], n[keep])
+
+
+def _expand_dense(D_neg, a, p, lower, upper, chunk_elements: int = 1 << 22) -> Triplets:
+    """Every admissible negative of every pair: a (pairs × M) comparison and one ``nonzero`` per chunk of
+    pairs (at most ``chunk_elements`` entries at a time). O(P·M + T) time, O(chunk + T) memory."""
+    m = D_neg.shape[1]
+    step = max(1, chunk_elements // max(m, 1))
+    parts_a, parts_p, parts_n = [], [], []
+    for s in range(0, a.numel(), step):
+        ca, cp = a[s : s + step], p[s : s + step]
+        rows = D_neg.index_select(0, ca)
+        ok = torch.isfinite(rows)
+        if lower is not None:
+            ok &= rows > lower[s : s + step].unsqueeze(1)
+        if upper is not None:
+            ok &= rows < upper[s : s + step].unsqueeze(1)
+        flat = ok.view(-1).nonzero().squeeze(1)
+        pair = torch.div(flat, m, rounding_mode="floor")
+        parts_a.append(ca.index_select(0, pair))
+        parts_p.append(cp.index_select(0, pair))
+        parts_n.append(flat - pair * m)
+    if len(parts_a) == 1:
+        return Triplets(parts_a[0], parts_p[0], parts_n[0])
+    return Triplets(torch.cat(parts_a), torch.cat(parts_p), torch.cat(parts_n))
 
 
 def _masked_extreme(rows: torch.Tensor, excluded: Optional[torch.Tensor], pick: str):

@@ -17,6 +17,7 @@ _EXPORTS = {
     "AdaFace": "margin",
     "SubCenterArcFace": "margin",
     "MagFace": "margin",
+    "HeadLoss": "margin",
     "CenterLoss": "center",
     "JointLoss": "joint",
     "PartialFC": "partial_fc",

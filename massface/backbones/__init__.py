@@ -1,0 +1,31 @@
+"""Backbone zoo: face-embedding networks in plain torch, their profiles, and ONNX export.
+
+``build_backbone(name, embedding_size=None, **options)`` builds one of :func:`list_backbones` --
+``mobilefacenet`` (+ ``mobilefacenet_x2`` = insightface mbf, ``mobilefacenet_massface``), ``iresnet18/34/50/100/200``,
+``ir_se50/100``, ``ghostnet``, ``efficientnet_b0/b1`` -- each mapping ``(N, 3, 112, 112)`` RGB to ``(N, D)``
+float32 embeddings.  ``profile(model)`` counts params / MACs / fp32 size; ``export_onnx(model, path)`` writes
+a dynamic-batch ONNX graph.  Nothing heavy is imported until a name is used.
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "build_backbone": "registry",
+    "list_backbones": "registry",
+    "get_spec": "registry",
+    "BackboneSpec": "registry",
+    "profile": "profiling",
+    "count_macs": "profiling",
+    "export_onnx": "onnx",
+    "onnx_max_abs_diff": "onnx",
+    "load_backbone_weights": "onnx",
+    "MobileFaceNet": "mobilefacenet",
+    "IResNet": "iresnet",
+    "GhostNet": "ghostnet",
+    "EfficientNet": "efficientnet",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,196 @@
+"""ONNX export of backbones with a dynamic batch axis, an onnxruntime parity check, and ``massface export-onnx``.
+
+The graph has one input ``"data"`` of shape ``(batch, 3, S, S)`` (RGB, normalised as (x/255 - 0.5)/0.5) and one
+output ``"embedding"`` of shape ``(batch, D)``.  Every backbone flattens with ``flatten(1)`` rather than a
+reshape to a traced batch size, so the exported model runs at any batch (insightface #2406: the ``mbf`` export
+broke at batch > 1).  ``onnx`` / ``onnxruntime`` are imported only when these functions are called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _input_size(model: nn.Module, input_size: int | None) -> int:
+    if input_size is not None:
+        return input_size
+    return int(getattr(model, "input_size", 112))
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    dynamic_batch: bool = True,
+    input_size: int | None = None,
+    opset: int = 17,
+) -> Path:
+    """Export ``model`` (in eval mode, on CPU) to ``path``; returns the path.
+
+    ``dynamic_batch=True`` names axis 0 of input and output ``"batch"``; otherwise the graph is fixed to
+    batch 1.  ``input_size`` defaults to the model's ``input_size`` attribute (112).  Uses the TorchScript
+    exporter (``dynamo=False``), which needs no extra package; the training flag and device of ``model`` are
+    restored afterwards.  Cost: one traced forward at batch 1 plus serialisation of the weights.
+    """
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(f"export_onnx: directory {out.parent} does not exist")
+    size = _input_size(model, input_size)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    if device.type == "meta":
+        raise ValueError("export_onnx: the model lives on the meta device (no weights); build it on a real device")
+    was_training = model.training
+    model.eval().cpu()
+    dummy = torch.zeros(1, 3, size, size)
+    axes = {"data": {0: "batch"}, "embedding": {0: "batch"}} if dynamic_batch else None
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of torch.export + onnxscript (an extra
+            # dependency); it still writes opset-17 graphs and is what the tests check, so its deprecation
+            # notices are silenced here.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx.*")
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            torch.onnx.export(
+                model,
+                (dummy,),
+                str(out),
+                input_names=["data"],
+                output_names=["embedding"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+    finally:
+        model.to(device).train(was_training)
+    return out
+
+
+def onnx_max_abs_diff(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    batch_sizes: Sequence[int] = (1, 7),
+    seed: int = 0,
+    input_size: int | None = None,
+    relative: bool = False,
+) -> dict[int, float]:
+    """Max |torch - onnxruntime| of the embeddings at each batch size, on seeded N(0, 1) inputs.
+
+    ``relative=True`` divides by ``max(1, max |torch|)`` -- for untrained weights, whose embeddings can be
+    large.  The torch side runs ``model`` in eval mode on CPU under ``torch.no_grad``.  Cost: one forward per
+    batch size in each runtime.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("onnxruntime is needed to check an ONNX export: pip install 'massface[onnx]'") from exc
+    size = _input_size(model, input_size)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval().cpu()
+    diffs: dict[int, float] = {}
+    try:
+        for batch in batch_sizes:
+            x = torch.randn(batch, 3, size, size, generator=generator)
+            with torch.no_grad():
+                ref = model(x).numpy()
+            (got,) = session.run(["embedding"], {"data": x.numpy()})
+            if got.shape != ref.shape:
+                raise AssertionError(f"ONNX output shape {got.shape} != torch {ref.shape} at batch {batch}")
+            scale = max(1.0, float(abs(ref).max())) if relative else 1.0
+            diffs[batch] = float(abs(got - ref).max()) / scale
+    finally:
+        model.to(device).train(was_training)
+    return diffs
+
+
+def load_backbone_weights(model: nn.Module, checkpoint: str | os.PathLike[str]) -> None:
+    """Load a state dict (strict) from ``checkpoint``: a bare state dict or a dict holding one under
+    ``"backbone"``, ``"model"`` or ``"state_dict"`` (``module.`` prefixes from DDP are stripped)."""
+    state: Any = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if isinstance(state, dict):
+        for key in ("backbone", "model", "state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"{checkpoint}: expected a state dict of tensors, or a dict with one under 'backbone', 'model' or "
+            "'state_dict'"
+        )
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{checkpoint}: weights do not fit this backbone: {exc}") from exc
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value: Any = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``massface export-onnx``: build a backbone, load weights, export to ONNX and check it with onnxruntime."""
+    from .registry import build_backbone, list_backbones
+
+    parser = argparse.ArgumentParser(
+        prog="massface export-onnx",
+        description="Export a massface backbone to ONNX (input 'data' (N,3,S,S), output 'embedding' (N,D)).",
+    )
+    parser.add_argument("--backbone", required=True, help=f"one of: {', '.join(list_backbones())}")
+    parser.add_argument("--output", required=True, help="path of the .onnx file to write")
+    parser.add_argument("--checkpoint", default=None, help="state dict to load (strict); random weights if omitted")
+    parser.add_argument("--embedding-size", type=int, default=None, help="embedding width D (preset default)")
+    parser.add_argument("--input-size", type=int, default=112, help="square input side (default 112)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--static-batch", action="store_true", help="fix the batch axis to 1")
+    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime parity check")
+    parser.add_argument(
+        "--atol", type=float, default=1e-4, help="parity tolerance on max|diff| / max(1, max|torch|) (default 1e-4)"
+    )
+    parser.add_argument(
+        "--set", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+        help="backbone option, e.g. --set fc_bn=False (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        model = build_backbone(
+            args.backbone, args.embedding_size, input_size=args.input_size, **dict(args.options)
+        )
+        if args.checkpoint is not None:
+            load_backbone_weights(model, args.checkpoint)
+        path = export_onnx(model, args.output, dynamic_batch=not args.static_batch, opset=args.opset)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"massface export-onnx: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    if args.no_verify:
+        return 0
+    diffs = onnx_max_abs_diff(model, path, (1,) if args.static_batch else (1, 7), relative=True)
+    report = ", ".join(f"batch {b}: {d:.2e}" for b, d in diffs.items())
+    ok = all(d <= args.atol for d in diffs.values())
+    print(
+        f"onnxruntime vs torch max |diff| / max(1, max |torch|): {report} -> {'OK' if ok else 'FAIL'} "
+        f"(tolerance {args.atol:g})"
+    )
+    return 0 if ok else 1

@@ -1,0 +1,84 @@
+"""Center loss (Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition", ECCV 2016)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CenterLoss"]
+
+CenterUpdate = Literal["paper", "gradient"]
+
+
+class CenterLoss(nn.Module):
+    """L_C = mean_i ½‖x_i − c_{y_i}‖² over the samples with label ≥ 0 (label -1 = ignored).
+
+    Two ways to move the centres:
+
+    - ``update="paper"`` (default): centres are a buffer, updated after each training forward with the paper's
+      rule c_j ← c_j − α·Σ_{i: y_i = j}(c_j − x_i) / (1 + n_j); the loss has no gradient w.r.t. the centres.
+    - ``update="gradient"``: centres are a Parameter learned by the optimizer (the common PyTorch port).
+
+    Follows PML's call, ``loss(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None)``, so it
+    fits ``JointLoss`` / ``MultipleLosses`` as the metric part (it is usually joined with a softmax head,
+    weight λ ≈ 0.003–0.01). ``indices_tuple`` is ignored (every labelled sample is pulled to its centre).
+    ``normalize=True`` works on L2-normalised embeddings. Time and memory O(B·d).
+    """
+
+    def __init__(self, num_classes: int, dim: int, *, alpha: float = 0.5, update: CenterUpdate = "paper",
+                 normalize: bool = False) -> None:
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("dim", dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"CenterLoss: {name}={value!r}; must be a positive int")
+        if update not in ("paper", "gradient"):
+            raise ValueError(f"CenterLoss: update={update!r}; allowed: 'paper', 'gradient'")
+        if update == "paper" and not 0.0 < alpha <= 1.0:
+            raise ValueError(f"CenterLoss: alpha={alpha!r}; the centre learning rate must be in (0, 1]")
+        self.num_classes, self.dim, self.alpha = num_classes, dim, float(alpha)
+        self.update, self.normalize = update, bool(normalize)
+        centers = torch.randn(num_classes, dim) * 0.01
+        if update == "gradient":
+            self.centers = nn.Parameter(centers)
+        else:
+            self.register_buffer("centers", centers)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, dim={self.dim}, update={self.update}, alpha={self.alpha}"
+
+    def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: object = None,
+                ref_emb: Tensor | None = None, ref_labels: Tensor | None = None) -> Tensor:
+        if ref_emb is not None or ref_labels is not None:
+            raise ValueError("CenterLoss: ref_emb / ref_labels are not supported (the centres are the reference)")
+        if embeddings.dim() != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"CenterLoss: embeddings must have shape (batch, {self.dim}); got "
+                             f"{tuple(embeddings.shape)}")
+        if (not isinstance(labels, Tensor) or labels.shape != embeddings.shape[:1]
+                or labels.is_floating_point() or labels.dtype == torch.bool):
+            raise ValueError(f"CenterLoss: labels must be an integer tensor of shape ({embeddings.shape[0]},)")
+        if labels.numel() and (int(labels.min()) < -1 or int(labels.max()) >= self.num_classes):
+            raise ValueError(f"CenterLoss: labels must lie in [-1, {self.num_classes}) (-1 = ignored); got "
+                             f"min {int(labels.min())}, max {int(labels.max())}")
+        labels = labels.to(device=embeddings.device, dtype=torch.long)
+        x = F.normalize(embeddings, dim=1) if self.normalize else embeddings
+        keep = labels >= 0
+        if not bool(keep.any()):
+            return embeddings.sum() * 0.0
+        x, y = x[keep], labels[keep]
+        centers = self.centers.to(x.dtype)
+        loss = 0.5 * (x - centers[y]).pow(2).sum(dim=1).mean()
+        if self.update == "paper" and self.training:
+            self._paper_update(x.detach(), y)
+        return loss
+
+    @torch.no_grad()
+    def _paper_update(self, x: Tensor, y: Tensor) -> None:
+        """c_j ← c_j − α·Σ_{i: y_i=j}(c_j − x_i)/(1 + n_j), vectorised with index_add."""
+        diff = self.centers[y] - x.to(self.centers.dtype)
+        total = torch.zeros_like(self.centers).index_add_(0, y, diff)
+        count = torch.zeros(self.num_classes, dtype=self.centers.dtype, device=y.device)
+        count.index_add_(0, y, torch.ones_like(y, dtype=self.centers.dtype))
+        self.centers.sub_(self.alpha * total / (1.0 + count).unsqueeze(1))

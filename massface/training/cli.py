@@ -1,0 +1,52 @@
+"""``massface train CONFIG [--set key=value ...]`` — one process, or under torchrun for DDP:
+
+    massface train configs/run.yaml --set train.steps=2000
+    torchrun --nproc_per_node=4 -m massface train configs/run.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional
+
+__all__ = ["main"]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="massface train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", nargs="?", help="YAML config (omit to start from the defaults)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, e.g. --set loss.triplet.miner=hardest (repeatable)")
+    ap.add_argument("--no-resume", action="store_true", help="ignore OUTPUT_DIR/checkpoints/latest.pt")
+    ap.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = ap.parse_args(argv)
+
+    from massface.training.config import ConfigError, config_to_dict, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"massface train: config error: {err}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(json.dumps(config_to_dict(cfg), indent=2))
+        return 0
+    from massface.training.trainer import Trainer, TrainingStopped
+
+    try:
+        result = Trainer(cfg, resume=not args.no_resume).fit()
+    except ConfigError as err:
+        print(f"massface train: config error: {err}", file=sys.stderr)
+        return 2
+    except TrainingStopped as err:
+        print(f"massface train: stopped: {err}", file=sys.stderr)
+        return 3
+    print(json.dumps(result))
+    return 0 if result["status"] == "completed" else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

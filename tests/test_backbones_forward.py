@@ -1,0 +1,154 @@
+"""Backbone zoo: forward / backward, shapes and dtype, eval determinism, state_dict round trip, options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from massface.backbones import IResNet, build_backbone
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Run on one intra-op thread (restored afterwards): on a shared 2-core machine two spinning OpenMP
+    threads slow these small convolutions down by 10-50x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+# Mobile nets are cheap at the real 112x112 resolution; residual nets are run at 32x32 (same body, the head
+# flattens 512*2*2) to keep the suite within its time budget on a shared CPU.
+SMALL = {
+    "mobilefacenet": 112,
+    "mobilefacenet_x2": 112,
+    "mobilefacenet_massface": 112,
+    "ghostnet": 112,
+    "efficientnet_b0": 112,
+    "efficientnet_b1": 112,
+    "iresnet18": 32,
+    "iresnet34": 32,
+    "iresnet50": 32,
+    "ir_se50": 32,
+}
+DEEP = ["iresnet100", "iresnet200", "ir_se100"]
+
+
+def _build(name: str, seed: int = 0, **kw: object) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_backbone(name, **kw)
+
+
+def _images(batch: int, size: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_forward_backward_shape_dtype_determinism_roundtrip(name: str) -> None:
+    size = SMALL[name]
+    model = _build(name, input_size=size)
+    dim = model.embedding_size
+    x = _images(2, size)
+    out = model(x)
+    assert out.shape == (2, dim) and out.dtype == torch.float32
+    out.square().sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    assert torch.equal(a, b)
+    assert torch.isfinite(a).all()
+
+    other = _build(name, seed=123, input_size=size).eval()
+    with torch.no_grad():
+        assert not torch.allclose(other(x), a)
+    missing = other.load_state_dict(model.state_dict(), strict=True)
+    assert not missing.missing_keys and not missing.unexpected_keys
+    with torch.no_grad():
+        assert torch.equal(other(x), a)
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_deep_nets_build_and_run_in_eval(name: str) -> None:
+    model = _build(name, input_size=32).eval()
+    with torch.no_grad():
+        out = model(_images(1, 32))
+    assert out.shape == (1, 512) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_iresnet18_runs_at_112() -> None:
+    model = _build("iresnet18").eval()
+    with torch.no_grad():
+        out = model(_images(1, 112))
+    assert out.shape == (1, 512) and torch.isfinite(out).all()
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    x = _images(2, 32)
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)  # a narrow IResNet: same mechanism as iresnet100/200, a fraction of the cost
+        model = IResNet((2, 2, 2, 2), 64, input_size=32, widths=(8, 16, 32, 64), gradient_checkpointing=ckpt)
+        assert model.gradient_checkpointing is ckpt
+        calls = []
+        model.features[1].register_forward_pre_hook(lambda *_: calls.append(1))
+        model(x).square().sum().backward()
+        assert len(calls) == (2 if ckpt else 1)  # checkpointed blocks run again in the backward pass
+        grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+    for g0, g1 in zip(*grads):
+        torch.testing.assert_close(g0, g1, rtol=1e-4, atol=1e-5)
+    model.gradient_checkpointing = False
+    assert not model.features.gradient_checkpointing
+    with torch.device("meta"):
+        assert build_backbone("iresnet200", gradient_checkpointing=True).gradient_checkpointing
+
+
+def test_dropout_option_acts_in_training_only() -> None:
+    model = _build("mobilefacenet", dropout=0.5)
+    assert model.head.dropout.p == 0.5
+    x = _images(4, 112)
+    with torch.no_grad():
+        assert not torch.equal(model(x), model(x))
+        model.eval()
+        assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "ghostnet", "efficientnet_b0", "iresnet18", "ir_se50"])
+def test_fc_bn_option_is_shared_by_every_family(name: str) -> None:
+    with torch.device("meta"):
+        plain = build_backbone(name, fc_bn=False)
+        with_bn = build_backbone(name, fc_bn=True)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.modules())
+    assert isinstance(with_bn.head.bn, nn.BatchNorm1d)
+
+
+def test_embedding_size_option() -> None:
+    model = _build("mobilefacenet", embedding_size=128).eval()
+    with torch.no_grad():
+        assert model(_images(3, 112)).shape == (3, 128)
+
+
+def test_embeddings_are_float32_under_autocast() -> None:
+    model = _build("mobilefacenet").eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(_images(2, 112))
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 96, 96), (2, 1, 112, 112), (3, 112, 112)])
+def test_wrong_input_shape_is_named(shape: tuple[int, ...]) -> None:
+    model = _build("mobilefacenet")
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, 112, 112\)"):
+        model(torch.zeros(shape))
+
+
+def test_ir_se_uses_se_blocks_and_pool_shortcut() -> None:
+    with torch.device("meta"):
+        model = build_backbone("ir_se50")
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"SqueezeExcite", "MaxPool2d"} <= kinds
+    assert not model.head.bn.affine

@@ -6,7 +6,7 @@ TORCH  ?= torch
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.massface-installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo quickstart test bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,17 @@ $(STAMP): setup.py
 venv: $(STAMP)
 
 demo: venv
+	$(VENV)/bin/massface demo
+
+quickstart: venv
 	$(PY) examples/quickstart.py
 
 test: venv
 	$(PY) -m pytest -q tests
 
 bench: venv
-	$(PY) benchmarks/bench_mining.py
+	$(PY) benchmarks/bench_mining.py --quick
+	$(PY) benchmarks/bench_sampler.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output bench-output

@@ -288,11 +288,13 @@ def _expand_dense(D_neg, a, p, lower, upper, chunk_elements: int = 1 << 22) -> T
             ok &= rows > lower[s : s + step].unsqueeze(1)
         if upper is not None:
             ok &= rows < upper[s : s + step].unsqueeze(1)
+        del rows
         flat = ok.view(-1).nonzero().squeeze(1)
+        del ok
         pair = torch.div(flat, m, rounding_mode="floor")
         parts_a.append(ca.index_select(0, pair))
         parts_p.append(cp.index_select(0, pair))
-        parts_n.append(flat - pair * m)
+        parts_n.append(flat.sub_(pair.mul_(m)))  # in place: n = flat − pair·M, no further temporaries
     if len(parts_a) == 1:
         return Triplets(parts_a[0], parts_p[0], parts_n[0])
     return Triplets(torch.cat(parts_a), torch.cat(parts_p), torch.cat(parts_n))

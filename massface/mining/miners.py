@@ -22,14 +22,11 @@ from pytorch_metric_learning.miners import BaseMiner
 
 from massface.distances import DistanceLike, dissimilarity_matrix, is_same_tensor, resolve_distance
 from massface.mining.strategies import (
-    FALLBACKS,
-    NEGATIVE_PICKS,
-    NEGATIVE_REGIONS,
-    POSITIVE_RULES,
     Fallback,
     NegativePick,
     NegativeRegion,
     PositiveRule,
+    check_rules,
     mask_same_label,
     same_label_pairs,
     select_negatives,
@@ -134,14 +131,7 @@ class TripletMiner(BaseMiner):
         seed: int = 0,
         **kwargs,
     ) -> None:
-        if positives not in POSITIVE_RULES:
-            raise ValueError(f"positives={positives!r} is not one of {POSITIVE_RULES}")
-        if negatives not in NEGATIVE_REGIONS:
-            raise ValueError(f"negatives={negatives!r} is not one of {NEGATIVE_REGIONS}")
-        if pick not in NEGATIVE_PICKS:
-            raise ValueError(f"pick={pick!r} is not one of {NEGATIVE_PICKS}")
-        if fallback not in FALLBACKS:
-            raise ValueError(f"fallback={fallback!r} is not one of {FALLBACKS}")
+        check_rules(positives=positives, negatives=negatives, pick=pick, fallback=fallback)
         if max_triplets is not None and (not isinstance(max_triplets, int) or max_triplets < 1):
             raise ValueError(f"max_triplets must be a positive int or None, got {max_triplets!r}")
         if not isinstance(margin, (int, float)) or margin != margin:

@@ -54,6 +54,7 @@ __all__ = [
     "FALLBACKS",
     "Triplets",
     "LabelPairs",
+    "check_rules",
     "same_label_pairs",
     "mask_same_label",
     "unmask_same_label",
@@ -99,6 +100,15 @@ class LabelPairs:
     q: torch.Tensor
     r: torch.Tensor
     counts: torch.Tensor
+
+
+def check_rules(**rules: Optional[str]) -> None:
+    """Raise a ValueError naming any of ``positives``, ``negatives``, ``pick``, ``fallback`` not in its vocabulary."""
+    allowed = {"positives": POSITIVE_RULES, "negatives": NEGATIVE_REGIONS, "pick": NEGATIVE_PICKS,
+               "fallback": FALLBACKS}
+    for name, value in rules.items():
+        if value not in allowed[name]:
+            raise ValueError(f"{name}={value!r} is not one of {allowed[name]}")
 
 
 def _empty(device: torch.device) -> torch.Tensor:
@@ -226,12 +236,7 @@ def select_negatives(
     picks. Pairs whose region is empty are dropped unless ``fallback`` names a replacement; anchors without
     negatives never produce a triplet. ``max_triplets`` keeps a uniform random subset (needs ``generator``).
     """
-    if region not in NEGATIVE_REGIONS:
-        raise ValueError(f"negatives={region!r} is not one of {NEGATIVE_REGIONS}")
-    if pick not in NEGATIVE_PICKS:
-        raise ValueError(f"pick={pick!r} is not one of {NEGATIVE_PICKS}")
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback={fallback!r} is not one of {FALLBACKS}")
+    check_rules(negatives=region, pick=pick, fallback=fallback)
     device = D_neg.device
     if a.numel() == 0:
         return Triplets(_empty(device), _empty(device), _empty(device))
@@ -275,29 +280,26 @@ def _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback) -> Triplets:
 
 
 def _expand_dense(D_neg, a, p, lower, upper, chunk_elements: int = 1 << 22) -> Triplets:
-    """Every admissible negative of every pair: a (pairs × M) comparison and one ``nonzero`` per chunk of
-    pairs (at most ``chunk_elements`` entries at a time). O(P·M + T) time, O(chunk + T) memory."""
-    m = D_neg.shape[1]
+    """Every admissible negative of every pair: the (pairs × M) admissibility mask is filled chunk by chunk
+    (at most ``chunk_elements`` gathered distances at a time), then one ``nonzero`` turns it into triplets
+    written straight into their final tensors. O(P·M + T) time; P·M bytes for the mask plus 32·T bytes."""
+    n_pairs, m = a.numel(), D_neg.shape[1]
+    ok = torch.empty(n_pairs, m, dtype=torch.bool, device=D_neg.device)
     step = max(1, chunk_elements // max(m, 1))
-    parts_a, parts_p, parts_n = [], [], []
-    for s in range(0, a.numel(), step):
-        ca, cp = a[s : s + step], p[s : s + step]
-        rows = D_neg.index_select(0, ca)
-        ok = torch.isfinite(rows)
+    for s in range(0, n_pairs, step):
+        rows = D_neg.index_select(0, a[s : s + step])
+        block = ok[s : s + step]
+        torch.lt(rows, float("inf"), out=block)  # finite = a negative (D is finite, non-negatives are +inf)
         if lower is not None:
-            ok &= rows > lower[s : s + step].unsqueeze(1)
+            block &= rows > lower[s : s + step].unsqueeze(1)
         if upper is not None:
-            ok &= rows < upper[s : s + step].unsqueeze(1)
+            block &= rows < upper[s : s + step].unsqueeze(1)
         del rows
-        flat = ok.view(-1).nonzero().squeeze(1)
-        del ok
-        pair = torch.div(flat, m, rounding_mode="floor")
-        parts_a.append(ca.index_select(0, pair))
-        parts_p.append(cp.index_select(0, pair))
-        parts_n.append(flat.sub_(pair.mul_(m)))  # in place: n = flat − pair·M, no further temporaries
-    if len(parts_a) == 1:
-        return Triplets(parts_a[0], parts_p[0], parts_n[0])
-    return Triplets(torch.cat(parts_a), torch.cat(parts_p), torch.cat(parts_n))
+    flat = ok.view(-1).nonzero().squeeze(1)
+    del ok
+    pair = torch.div(flat, m, rounding_mode="floor")
+    anchors, positives = a.index_select(0, pair), p.index_select(0, pair)
+    return Triplets(anchors, positives, flat.sub_(pair.mul_(m)))  # in place: n = flat − pair·M
 
 
 def _masked_extreme(rows: torch.Tensor, excluded: Optional[torch.Tensor], pick: str):

@@ -122,3 +122,23 @@ def test_atomic_checkpoint_never_leaves_a_torn_latest(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert mgr.load_latest()["step"] == 3
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_sigint_writes_a_final_checkpoint_and_resumes(tmp_path):
+    import os
+    import signal
+
+    trainer = Trainer(tiny_config(tmp_path / "i", steps=50), log=lambda m: None)
+    original = trainer._log_step
+
+    def log_then_interrupt(*args, **kwargs):
+        original(*args, **kwargs)
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would; handled, not raised
+
+    trainer._log_step = log_then_interrupt
+    result = trainer.fit()
+    assert result["status"] == "interrupted" and result["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = Trainer(tiny_config(tmp_path / "i", steps=50), log=lambda m: None)
+    assert resumed.step == 2

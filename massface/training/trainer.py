@@ -290,6 +290,7 @@ class Trainer:
         self._batches_in_pass = 0
         self._stop_signal: Optional[int] = None
         self.history: list[dict] = []
+        self._tb: Any = None  # TensorBoard writer: None = not tried yet, False = unavailable
         if resume:
             self._maybe_resume()
 
@@ -374,12 +375,27 @@ class Trainer:
         if self.env.is_main:
             with open(self.out / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+            self._tensorboard(record)
             extra = ""
             if "miner_num_triplets" in record:
                 extra = (f" triplets {record['miner_num_triplets']:.0f} active {record['miner_active_fraction']:.2f}"
                          f" d_ap {record['miner_mean_d_ap']:.3f} d_an {record['miner_mean_d_an']:.3f}")
             self.log(f"step {self.step}/{cfg.train.steps} loss {loss:.4f}{extra} lr {record['lr']:.3g} "
                      f"{rate:.1f} img/s eta {eta / 60:.1f} min")
+
+    def _tensorboard(self, record: dict[str, Any]) -> None:
+        """Scalars to ``output_dir/tensorboard`` when the ``tensorboard`` package is installed (rank 0)."""
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: the JSONL file is the log
+                self._tb = False
+                return
+            self._tb = SummaryWriter(str(self.out / "tensorboard"))
+        if self._tb:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, record["step"])
 
     def evaluate(self) -> dict[str, float]:
         """Verification accuracy on ``cfg.eval.sets`` (rank 0 evaluates; the others wait)."""

@@ -9,15 +9,6 @@ from torch import nn
 from massface.backbones import IResNet, build_backbone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread (restored afterwards): on a shared 2-core machine two spinning OpenMP
-    threads slow these small convolutions down by 10-50x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 # Mobile nets are cheap at the real 112x112 resolution; residual nets are run at 32x32 (same body, the head
 # flattens 512*2*2) to keep the suite within its time budget on a shared CPU.
 SMALL = {

@@ -14,14 +14,6 @@ from massface.backbones.onnx import main
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (restored afterwards); see tests/test_backbones_forward.py."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _calibrated(name: str, **kw: object) -> nn.Module:
     """A seeded backbone whose BatchNorm running statistics come from one batch, so that eval-mode outputs

@@ -9,15 +9,6 @@ from torch import nn
 from massface.backbones import build_backbone, count_macs, get_spec, list_backbones, profile
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread (restored afterwards): on a shared 2-core machine two spinning OpenMP
-    threads slow these small convolutions down by 10-50x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 EXPECTED_NAMES = {
     "mobilefacenet", "mobilefacenet_x2", "mobilefacenet_massface", "iresnet18", "iresnet34", "iresnet50",
     "iresnet100", "iresnet200", "ir_se50", "ir_se100", "ghostnet", "efficientnet_b0", "efficientnet_b1",

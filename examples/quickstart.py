@@ -18,24 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from massface.losses import TripletLoss
-from massface.mining import (
-    BatchAllMiner,
-    BatchHardestMiner,
-    BatchMinMaxMiner,
-    BatchMinMinMiner,
-    BatchRandomMiner,
-    SemiHardMiner,
-)
+from massface.mining import PRESETS as MINERS
 from massface.sampling import PKSampler
-
-MINERS = {
-    "all": BatchAllMiner,
-    "hardest": BatchHardestMiner,
-    "min_min": BatchMinMinMiner,
-    "min_max": BatchMinMaxMiner,
-    "random": BatchRandomMiner,
-    "semihard": SemiHardMiner,
-}
 
 
 def make_identities(num_ids: int, per_id: int, generator: torch.Generator, dim: int = 128) -> TensorDataset:

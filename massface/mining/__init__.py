@@ -10,6 +10,7 @@ from massface.mining.miners import (
     BatchMinMaxMiner,
     BatchMinMinMiner,
     BatchRandomMiner,
+    PRESETS,
     SemiHardMiner,
     TripletMiner,
 )
@@ -22,4 +23,5 @@ __all__ = [
     "BatchMinMaxMiner",
     "BatchRandomMiner",
     "SemiHardMiner",
+    "PRESETS",
 ]

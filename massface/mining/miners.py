@@ -42,6 +42,7 @@ __all__ = [
     "BatchMinMaxMiner",
     "BatchRandomMiner",
     "SemiHardMiner",
+    "PRESETS",
     "check_batch",
 ]
 
@@ -300,3 +301,14 @@ class SemiHardMiner(TripletMiner):
 
     def __init__(self, margin: float = 0.2, **kwargs) -> None:
         super().__init__("all", "semihard", pick="all", margin=margin, **kwargs)
+
+
+PRESETS: dict[str, type[TripletMiner]] = {
+    "all": BatchAllMiner,
+    "hardest": BatchHardestMiner,
+    "min_min": BatchMinMinMiner,
+    "min_max": BatchMinMaxMiner,
+    "random": BatchRandomMiner,
+    "semihard": SemiHardMiner,
+}
+"""The presets by their short names (the trainer config's ``loss.triplet.miner`` values)."""

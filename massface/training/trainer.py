@@ -28,15 +28,6 @@ from massface.training.schedules import build_scheduler
 
 __all__ = ["Trainer", "TrainingStopped", "LabelledDataset", "build_dataset", "build_miner", "build_head"]
 
-MINERS = {
-    "all": "BatchAllMiner",
-    "hardest": "BatchHardestMiner",
-    "min_min": "BatchMinMinMiner",
-    "min_max": "BatchMinMaxMiner",
-    "random": "BatchRandomMiner",
-    "semihard": "SemiHardMiner",
-}
-
 HEADS = {
     "softmax": "Softmax",
     "normface": "NormFace",
@@ -114,10 +105,10 @@ def build_dataset(cfg: Config) -> LabelledDataset:
 
 # ---------------------------------------------------------------------------------------------- modules
 def build_miner(cfg: Config):
-    import massface.mining as mining
+    from massface.mining import PRESETS
 
     t = cfg.loss.triplet
-    cls = getattr(mining, MINERS[t.miner])
+    cls = PRESETS[t.miner]
     kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets}
     if t.miner == "random":
         kwargs["seed"] = cfg.seed

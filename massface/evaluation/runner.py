@@ -12,13 +12,13 @@ TorchScript module, or :class:`OnnxModel`. Use :func:`load_model` to open a file
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from massface._progress import print_progress
 from massface.evaluation.verification import PairEvaluation, ThresholdMode, evaluate_pairs
 
 __all__ = [
@@ -144,14 +144,6 @@ def embed_batch(
     return arrs[0], (arrs[1] if flip else None)
 
 
-def _progress(label: str, done: int, total: int, t0: float) -> None:
-    rate = done / max(time.perf_counter() - t0, 1e-9)
-    width = 30
-    fill = int(width * done / max(total, 1))
-    print(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} ({rate:.0f} img/s)",
-          end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-
 def embed_images(
     model: Callable[[Any], Any],
     images: np.ndarray,
@@ -190,7 +182,7 @@ def embed_images(
             out = np.empty((n, e64.shape[1]), dtype=np.float64)
         out[s : s + e64.shape[0]] = e64
         if progress:
-            _progress(progress, min(s + batch_size, n), n, t0)
+            print_progress(progress, min(s + batch_size, n), n, t0)
     if out is None:
         raise ValueError("no images to embed")
     bad = ~np.isfinite(out).all(axis=1)

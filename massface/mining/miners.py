@@ -23,9 +23,11 @@ from pytorch_metric_learning.miners import BaseMiner
 from massface.distances import DistanceLike, dissimilarity_matrix, is_same_tensor, resolve_distance
 from massface.mining.strategies import (
     Fallback,
+    LabelPairs,
     NegativePick,
     NegativeRegion,
     PositiveRule,
+    Triplets,
     check_rules,
     mask_same_label,
     same_label_pairs,
@@ -160,8 +162,16 @@ class TripletMiner(BaseMiner):
         labels,
         ref_emb: Optional[torch.Tensor] = None,
         ref_labels=None,
+        *,
+        self_index: Optional[torch.Tensor] = None,
     ) -> IndexTuple:
-        """Mine triplets; returns int64 ``(a, p, n)`` on the embeddings' device (three empty tensors if none)."""
+        """Mine triplets; returns int64 ``(a, p, n)`` on the embeddings' device (three empty tensors if none).
+
+        ``self_index`` (keyword, beyond PML's contract): for each query i the row of ``ref_emb`` that holds
+        query i itself (−1: none), never used as its positive — e.g. ``arange(N)`` when ``ref_emb`` is the
+        batch followed by a memory bank. By default it is ``arange(N)`` when ``ref_emb`` is (a view of) the
+        embeddings and none otherwise.
+        """
         labels = check_batch(embeddings, labels)
         if ref_emb is None:
             if ref_labels is not None:
@@ -174,29 +184,70 @@ class TripletMiner(BaseMiner):
                     f"ref_emb has dimension {ref_emb.shape[1]} but embeddings have {embeddings.shape[1]}"
                 )
             ref_labels = ref_labels.to(embeddings.device)
+        if self_index is None:
+            if is_same_tensor(embeddings, ref_emb):
+                self_index = torch.arange(embeddings.shape[0], device=embeddings.device)
+        else:
+            self_index = torch.as_tensor(self_index, device=embeddings.device).long()
+            if self_index.shape != (embeddings.shape[0],):
+                raise ValueError(f"self_index must have one entry per query ({embeddings.shape[0]}), "
+                                 f"got shape {tuple(self_index.shape)}")
+            if self_index.numel() and int(self_index.max()) >= ref_emb.shape[0]:
+                raise ValueError(f"self_index entries must be < {ref_emb.shape[0]} (rows of ref_emb) or -1")
         with torch.no_grad(), torch.autocast(device_type=embeddings.device.type, enabled=False):
-            out = self.mine(embeddings, labels, ref_emb, ref_labels)
+            out = self._mine(embeddings, labels, ref_emb, ref_labels, self_index)
         self.output_assertion(out)
         return out
 
     def mine(self, embeddings, labels, ref_emb, ref_labels) -> IndexTuple:
+        """PML's hook (called by ``BaseMiner.forward`` conventions): self-pairs excluded when ``ref_emb`` is
+        the query batch."""
+        self_index = None
+        if is_same_tensor(embeddings, ref_emb):
+            self_index = torch.arange(embeddings.shape[0], device=embeddings.device)
+        return self._mine(embeddings, labels, ref_emb, ref_labels, self_index)
+
+    def _mine(self, embeddings, labels, ref_emb, ref_labels, self_index) -> IndexTuple:
         if embeddings.dtype in (torch.float16, torch.bfloat16):  # mine on float32 distances
             same_ref = is_same_tensor(embeddings, ref_emb)
             embeddings = embeddings.float()
             ref_emb = embeddings if same_ref else ref_emb.float()
-        D = dissimilarity_matrix(self.distance, embeddings, ref_emb)
-        D = D.contiguous()
-        pairs = same_label_pairs(labels, ref_labels)
-        a, p = select_positive_pairs(D, pairs, is_same_tensor(embeddings, ref_emb), self.positives, self.generator)
-        d_ap = D.view(-1)[a * D.shape[1] + p]
-        saved = mask_same_label(D, pairs)
-        triplets = select_negatives(
-            D, D.shape[1] - pairs.counts, a, p, d_ap, self.negatives, self.pick, self.margin,
-            self.fallback, self.generator, self.max_triplets,
-        )
-        unmask_same_label(D, pairs, saved)
+        D = dissimilarity_matrix(self.distance, embeddings, ref_emb).contiguous()
+        triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index)
         self._record(D, triplets.a, triplets.p, triplets.n)
         return triplets.as_tuple()
+
+    def select(
+        self,
+        D: torch.Tensor,
+        pairs: LabelPairs,
+        self_index: Optional[torch.Tensor] = None,
+        num_negatives: Optional[torch.Tensor] = None,
+        *,
+        limit: bool = True,
+    ) -> Triplets:
+        """This miner's strategy on a precomputed (N, M) dissimilarity matrix (smaller = closer).
+
+        ``pairs`` lists the same-label (row, column) entries — the candidate positives; every other finite
+        entry is a negative, and +inf entries are no candidate at all (padding). ``self_index[i]`` is the
+        column holding row i itself (never its positive). ``num_negatives[i]`` is the count of negatives of
+        row i (default ``M - pairs.counts[i]``, right when there is no padding). Returns triplets of
+        (row, column, column) positions; ``D`` is restored before returning. ``limit=False`` ignores
+        ``max_triplets`` (a caller mining in chunks applies it once to the union). This is the one mechanism the
+        online, cross-batch, semi-online and offline modes share.
+        """
+        a, p = select_positive_pairs(D, pairs, self_index, self.positives, self.generator)
+        d_ap = D.view(-1)[a * D.shape[1] + p]
+        if num_negatives is None:
+            num_negatives = D.shape[1] - pairs.counts
+        saved = mask_same_label(D, pairs)
+        try:
+            return select_negatives(
+                D, num_negatives, a, p, d_ap, self.negatives, self.pick, self.margin,
+                self.fallback, self.generator, self.max_triplets if limit else None,
+            )
+        finally:
+            unmask_same_label(D, pairs, saved)
 
     # ------------------------------------------------------------------ statistics
     def _record(self, D: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> None:

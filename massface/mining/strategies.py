@@ -165,19 +165,21 @@ def _rank_within_group(group: torch.Tensor, num_groups: int) -> tuple[torch.Tens
 def select_positive_pairs(
     D: torch.Tensor,
     pairs: LabelPairs,
-    exclude_self: bool,
+    self_index: Optional[torch.Tensor],
     rule: PositiveRule,
     generator: Optional[torch.Generator] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor–positive pairs ``(a, p)`` by ``rule``, grouped by anchor (``a`` ascending).
 
-    With ``exclude_self`` the reference is the query batch and (i, i) is not a positive. Anchors without any
-    positive give no pair. ``D`` must hold the true distances at the pairs (call before masking).
+    ``self_index[i]`` is the reference row that holds query i itself (−1 for none), which is never its
+    positive: ``arange(N)`` when the reference is the query batch or starts with it (a cross-batch memory),
+    ``None`` when the reference is other data. Anchors without any positive give no pair. ``D`` must hold
+    the true distances at the pairs (call before masking).
     O(S) for ``"all"``, O(N·K_max) for the per-anchor rules (K_max = most positives of one anchor).
     """
     a, p = pairs.q, pairs.r
-    if exclude_self:
-        keep = a != p
+    if self_index is not None:
+        keep = p != self_index[a]
         a, p = a[keep], p[keep]
     if rule == "all" or a.numel() == 0:
         if rule not in POSITIVE_RULES:

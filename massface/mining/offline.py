@@ -1,0 +1,347 @@
+"""Offline triplet mining over a whole training set (or a random subset of it) with a faiss index.
+
+FaceNet's offline generation: every so often, embed the data with the current model and mine it. At the
+scale of a face training set (0.5–5 M images) the N × N distance matrix is out of reach, so per anchor the
+candidates are
+
+    its positives (every other image of its identity)  ∪  its k nearest neighbours of other identities,
+
+the neighbours found by a faiss index (exact flat search up to ~1 M vectors; IVF or HNSW beyond). The
+anchor's row of distances to these candidates is then mined by the *same* :class:`~massface.mining.TripletMiner`
+strategy as online mining (:meth:`TripletMiner.select`), so hardest, min-max, semi-hard, batch-all or random
+selection all work offline. With an exact index and k ≥ the number of negatives the result equals mining the
+full N × N matrix; with smaller k a negative is only ever chosen among the k nearest, which is exact for the
+hardest negative (``pick="nearest"`` over ``negatives="all"``) and an approximation for regions far from the
+anchor (semi-hard with a large margin, min-max).
+
+Cost for N embeddings of dimension D, k neighbours and c images per identity: the index search (flat
+O(N²·D); IVF O(N·(nlist + nprobe·N/nlist)·D) plus k-means training; HNSW O(N·log N·M·D) to build), then
+O(N·(c + k)·D) for the candidate distances and the miner's cost on an N × (c_max + k) matrix, processed in
+chunks of ``chunk_size`` anchors. Memory: the vectors (N·D floats, twice: ours and the index's copy) and
+one chunk's candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from massface._progress import print_progress
+from massface.mining.miners import TripletMiner, check_batch
+from massface.mining.strategies import LabelPairs, Triplets, uniform_subset
+
+__all__ = ["IndexConfig", "OfflineMiner", "build_index", "embed_dataset"]
+
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
+_KINDS = ("auto", "flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Which faiss index the offline miner searches with.
+
+    * ``kind``: ``"flat"`` (exact), ``"ivf"`` (inverted lists over a k-means coarse quantiser, vectors
+      stored uncompressed), ``"hnsw"`` (graph), or ``"auto"``: flat up to ``flat_limit`` vectors, IVF beyond.
+    * IVF: ``nlist`` lists (default 4·√N rounded to a power of two, at least 16), ``nprobe`` lists visited per
+      query, k-means on ``train_size`` vectors (default 40·nlist, faiss's lower bound of ~39 per centroid)
+      for ``kmeans_iterations`` iterations.
+    * HNSW: ``hnsw_m`` links per node, ``ef_construction`` and ``ef_search`` beam widths.
+    """
+
+    kind: IndexKind = "auto"
+    flat_limit: int = 1_000_000
+    nlist: Optional[int] = None
+    nprobe: int = 16
+    train_size: Optional[int] = None
+    kmeans_iterations: int = 10
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"index kind {self.kind!r} is not one of {_KINDS}")
+        for name in ("flat_limit", "nprobe", "kmeans_iterations", "hnsw_m", "ef_construction", "ef_search"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"index {name} must be a positive integer, got {value!r}")
+        for name in ("nlist", "train_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"index {name} must be a positive integer or None, got {value!r}")
+
+    def resolved_kind(self, n: int) -> str:
+        """The index kind used for ``n`` vectors (``"auto"`` resolved)."""
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if n <= self.flat_limit else "ivf"
+
+    def resolved_nlist(self, n: int) -> int:
+        if self.nlist is not None:
+            return min(self.nlist, n)
+        return min(n, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1))))))
+
+
+def build_index(vectors: np.ndarray, config: IndexConfig = IndexConfig(), *, inner_product: bool = True,
+                seed: int = 0) -> Any:
+    """A faiss index over ``vectors`` (float32, (N, D)) as ``config`` says; ``inner_product`` searches by
+    largest dot product (unit vectors: same order as smallest Euclidean distance), else by L2 distance."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"build_index needs a non-empty (N, D) array, got shape {x.shape}")
+    n, d = x.shape
+    metric = faiss.METRIC_INNER_PRODUCT if inner_product else faiss.METRIC_L2
+    kind = config.resolved_kind(n)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d) if inner_product else faiss.IndexFlatL2(d)
+    elif kind == "ivf":
+        nlist = config.resolved_nlist(n)
+        quantizer = faiss.IndexFlatIP(d) if inner_product else faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
+        index.cp.niter = config.kmeans_iterations
+        index.cp.seed = seed
+        index.cp.max_points_per_centroid = 256
+        train = config.train_size or 40 * nlist
+        if train < n:
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=train, replace=False))
+            index.train(x[rows])
+        else:
+            index.train(x)
+        index.nprobe = min(config.nprobe, nlist)
+        index.quantizer_trains_alone = 0
+    else:
+        index = faiss.IndexHNSWFlat(d, config.hnsw_m, metric)
+        index.hnsw.efConstruction = config.ef_construction
+        index.hnsw.efSearch = config.ef_search
+    index.add(x)
+    return index
+
+
+def _nearest_negatives(index: Any, queries: np.ndarray, query_labels: np.ndarray, labels: np.ndarray,
+                       search_k: int, k: int) -> np.ndarray:
+    """The first ``k`` search results of other identities per query, nearest first; −1 where fewer exist."""
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), search_k)
+    valid = found >= 0
+    is_negative = valid & (labels[np.where(valid, found, 0)] != query_labels[:, None])
+    if found.shape[1] < k:
+        pad = k - found.shape[1]
+        found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+        is_negative = np.pad(is_negative, ((0, 0), (0, pad)), constant_values=False)
+    cols = np.argsort(~is_negative, axis=1, kind="stable")[:, :k]  # negatives first, in search order
+    out = np.take_along_axis(found, cols, axis=1)
+    out[~np.take_along_axis(is_negative, cols, axis=1)] = -1
+    return out
+
+
+class OfflineMiner:
+    """Mine triplets over a whole embedded dataset: positives of the anchor's identity plus its ``neighbours``
+    nearest other-identity neighbours from a faiss index, selected by ``miner``'s strategy.
+
+    Args:
+        miner: the strategy (any :class:`~massface.mining.TripletMiner`; its distance, margin and
+            ``max_triplets`` apply — the cap is drawn uniformly over the whole dataset's selection).
+        neighbours: k, the nearest other-identity neighbours searched per anchor.
+        index: an :class:`IndexConfig` or just its kind (``"auto" | "flat" | "ivf" | "hnsw"``).
+        chunk_size: anchors searched and mined at a time (bounds the memory of the candidate distances).
+        seed: for the IVF k-means sample.
+
+    ``mine(embeddings, labels)`` returns :class:`~massface.mining.strategies.Triplets` of row indices into
+    ``embeddings``; ``nearest_negatives(embeddings, labels)`` the neighbour ids alone. After a call,
+    ``stats`` holds ``num_triplets``, ``active_fraction``, ``mean_d_ap``, ``mean_d_an`` and the timings
+    ``index_s`` (build) and ``mine_s`` (search + selection).
+    """
+
+    def __init__(self, miner: TripletMiner, *, neighbours: int = 32, index: Union[IndexConfig, str] = "auto",
+                 chunk_size: int = 4096, seed: int = 0) -> None:
+        if not isinstance(miner, TripletMiner):
+            raise TypeError(f"OfflineMiner needs a massface TripletMiner, got {type(miner).__name__}")
+        for name, value in (("neighbours", neighbours), ("chunk_size", chunk_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"OfflineMiner: {name} must be a positive integer, got {value!r}")
+        self.miner, self.neighbours, self.chunk_size, self.seed = miner, neighbours, chunk_size, seed
+        self.index_config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index)  # type: ignore[arg-type]
+        self.stats: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return (f"OfflineMiner(miner={self.miner!r}, neighbours={self.neighbours}, "
+                f"index={asdict(self.index_config)}, chunk_size={self.chunk_size})")
+
+    # ------------------------------------------------------------------ vectors
+    def _search_space(self, embeddings: Tensor) -> tuple[Tensor, bool]:
+        """(vectors as the distance sees them, search by inner product?)."""
+        dist = self.miner.distance
+        x = embeddings.detach()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        return dist.maybe_normalize(x), bool(dist.is_inverted or dist.normalize_embeddings)
+
+    def _check(self, embeddings: Tensor, labels: Any) -> tuple[Tensor, np.ndarray]:
+        labels = check_batch(embeddings, labels)
+        if embeddings.shape[0] == 0:
+            raise ValueError("OfflineMiner got no embeddings")
+        return labels, labels.cpu().numpy()
+
+    def nearest_negatives(self, embeddings: Tensor, labels: Any) -> np.ndarray:
+        """(N, k) ids of each row's k nearest neighbours of another identity, nearest first (−1: not found)."""
+        labels_t, y = self._check(embeddings, labels)
+        x, ip = self._search_space(embeddings.cpu())
+        xn = x.float().numpy()
+        index = build_index(xn, self.index_config, inner_product=ip, seed=self.seed)
+        counts = np.bincount(np.unique(y, return_inverse=True)[1])
+        search_k = min(xn.shape[0], self.neighbours + int(counts.max()) - 1)
+        out = np.empty((xn.shape[0], self.neighbours), dtype=np.int64)
+        for s in range(0, xn.shape[0], self.chunk_size):
+            out[s : s + self.chunk_size] = _nearest_negatives(index, xn[s : s + self.chunk_size],
+                                                               y[s : s + self.chunk_size], y, search_k,
+                                                               self.neighbours)
+        return out
+
+    # ------------------------------------------------------------------ mining
+    def mine(self, embeddings: Tensor, labels: Any, *, progress: Optional[str] = None) -> Triplets:
+        """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors)."""
+        labels_t, y = self._check(embeddings, labels)
+        t0 = time.perf_counter()
+        x, ip = self._search_space(embeddings.cpu())
+        xn = np.ascontiguousarray(x.float().numpy())
+        index = build_index(xn, self.index_config, inner_product=ip, seed=self.seed)
+        t_index = time.perf_counter() - t0
+        order = np.argsort(y, kind="stable")
+        sorted_y = y[order]
+        starts = np.flatnonzero(np.r_[True, sorted_y[1:] != sorted_y[:-1]])
+        counts = np.diff(np.r_[starts, y.size])
+        block = np.repeat(np.arange(starts.size), counts)  # identity block of each sorted position
+        n_total = y.size
+        parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        sums = np.zeros(4)  # triplets, active, Σd_ap, Σd_an
+        t1 = time.perf_counter()
+        for s in range(0, n_total, self.chunk_size):
+            pos = np.arange(s, min(s + self.chunk_size, n_total))
+            rows = order[pos]
+            c = counts[block[pos]]
+            search_k = min(n_total, self.neighbours + int(c.max()) - 1)
+            neg = _nearest_negatives(index, xn[rows], y[rows], y, search_k, self.neighbours)
+            triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg)
+            parts.append(triplets)
+            sums += chunk_sums
+            if progress:
+                print_progress(progress, int(pos[-1]) + 1, n_total, t1, unit="anchors")
+        a, p, n = (torch.cat([t[i] for t in parts]) for i in range(3))
+        limit = self.miner.max_triplets
+        if limit is not None and a.numel() > limit:
+            keep = uniform_subset(a.numel(), limit, self.miner.generator, a.device)
+            a, p, n = a[keep], p[keep], n[keep]
+        sign = -1.0 if self.miner.distance.is_inverted else 1.0
+        t = max(sums[0], 1.0)
+        self.stats = {
+            "num_triplets": float(a.numel()),
+            "active_fraction": float(sums[1] / t) if sums[0] else 0.0,
+            "mean_d_ap": sign * float(sums[2] / t) if sums[0] else float("nan"),
+            "mean_d_an": sign * float(sums[3] / t) if sums[0] else float("nan"),
+            "index_s": t_index,
+            "mine_s": time.perf_counter() - t1,
+        }
+        return Triplets(a, p, n)
+
+    def _mine_chunk(self, x: Tensor, rows: np.ndarray, pos: np.ndarray, block_start: np.ndarray, c: np.ndarray,
+                    order: np.ndarray, neg: np.ndarray) -> tuple[tuple[Tensor, Tensor, Tensor], np.ndarray]:
+        """Candidates [positives | k negatives] per anchor, their distances, and the miner's selection."""
+        n_rows, c_max = rows.size, int(c.max())
+        within = np.arange(c_max)
+        pos_ids = np.where(within < c[:, None], order[np.minimum(block_start[:, None] + within, order.size - 1)], -1)
+        cand = torch.from_numpy(np.concatenate([pos_ids, neg], axis=1))
+        D = self._candidate_distances(x, torch.from_numpy(rows), cand)
+        c_t = torch.from_numpy(c)
+        q = torch.repeat_interleave(torch.arange(n_rows), c_t)
+        r = torch.arange(q.numel()) - torch.repeat_interleave(torch.cumsum(c_t, 0) - c_t, c_t)
+        pairs = LabelPairs(q, r, c_t)
+        self_index = torch.from_numpy(pos - block_start)
+        num_negatives = torch.from_numpy((neg >= 0).sum(axis=1))
+        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False)
+        flat_p, flat_n = t.a * D.shape[1] + t.p, t.a * D.shape[1] + t.n
+        d_ap, d_an = D.view(-1)[flat_p], D.view(-1)[flat_n]
+        sums = np.array([t.a.numel(), float(((d_ap - d_an + self.miner.margin) > 0).sum()),
+                         float(d_ap.sum()), float(d_an.sum())])
+        return (torch.from_numpy(rows)[t.a], cand.view(-1)[flat_p], cand.view(-1)[flat_n]), sums
+
+    def _candidate_distances(self, x: Tensor, rows: Tensor, cand: Tensor, budget: int = 1 << 24) -> Tensor:
+        """(n, C) dissimilarities of each anchor to its candidates (+inf for −1 ids), by the miner's distance."""
+        dist = self.miner.distance
+        n_rows, width = cand.shape
+        out = torch.full((n_rows, width), float("inf"), dtype=x.dtype)
+        step = max(1, budget // max(width * x.shape[1], 1))
+        for s in range(0, n_rows, step):
+            ids = cand[s : s + step]
+            ok = ids >= 0
+            q = x[rows[s : s + step]].unsqueeze(1)
+            r = x[ids.clamp_min(0)]
+            d = dist.pairwise_distance(q.expand_as(r), r)
+            if dist.power != 1:
+                d = d ** dist.power
+            if dist.is_inverted:
+                d = -d
+            out[s : s + step] = torch.where(ok, d, out[s : s + step])
+        return out
+
+
+def embed_dataset(model: nn.Module, dataset: Any, indices: Optional[Sequence[int]] = None, *,
+                  batch_size: int = 256, num_workers: int = 0, device: Any = None,
+                  progress: Optional[str] = None) -> tuple[Tensor, Tensor]:
+    """Embeddings (float32, CPU, (n, D)) and labels (int64) of ``dataset`` items ``indices`` (default all), with
+    the model in eval mode under ``no_grad``.
+
+    Under ``torch.distributed`` the work is sharded — rank r embeds items r, r + W, … of ``indices`` — and
+    all-gathered, so every rank returns the full result in ``indices`` order. ``progress``: a label for a
+    progress bar on stderr (rank 0). Cost: n forward passes spread over W ranks, n·D floats per rank.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    import torch.distributed as dist
+
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+    if device is None:
+        device = next(iter(model.parameters())).device
+    share = idx[rank::world]
+    loader = DataLoader(Subset(dataset, share.tolist()), batch_size=batch_size, num_workers=num_workers,
+                        shuffle=False)
+    was_training = model.training
+    model.eval()
+    embs, labs, done, t0 = [], [], 0, time.perf_counter()
+    try:
+        with torch.no_grad():
+            for images, labels in loader:
+                embs.append(model(images.to(device)).float().cpu())
+                labs.append(torch.as_tensor(labels).long())
+                done += images.shape[0]
+                if progress and rank == 0:
+                    print_progress(progress, done * world, idx.size, t0)
+    finally:
+        model.train(was_training)
+    if not embs:
+        raise ValueError("embed_dataset: no items to embed")
+    emb, lab = torch.cat(embs), torch.cat(labs)
+    if not distributed:
+        return emb, lab
+    rows = -(-idx.size // world)
+    pad_e = torch.zeros(rows, emb.shape[1], device=device)
+    pad_l = torch.full((rows,), -1, dtype=torch.long, device=device)
+    pad_e[: emb.shape[0]], pad_l[: lab.shape[0]] = emb.to(device), lab.to(device)
+    all_e = [torch.empty_like(pad_e) for _ in range(world)]
+    all_l = [torch.empty_like(pad_l) for _ in range(world)]
+    dist.all_gather(all_e, pad_e)
+    dist.all_gather(all_l, pad_l)
+    out_e = torch.empty(idx.size, emb.shape[1])
+    out_l = torch.empty(idx.size, dtype=torch.long)
+    for r in range(world):
+        count = idx[r::world].size
+        out_e[r::world], out_l[r::world] = all_e[r][:count].cpu(), all_l[r][:count].cpu()
+    return out_e, out_l

@@ -91,6 +91,28 @@ def test_offline_ivf_with_all_lists_probed_equals_flat_and_hnsw_is_valid():
     assert agree > 0.9
 
 
+def test_offline_identity_index_probes_the_nearest_identities():
+    e, y = data(n=300, ids=30, dim=16, seed=5, dtype=torch.float32)
+    flat = OfflineMiner(BatchHardestMiner(), neighbours=3, index="flat").mine(e, y)
+    every = OfflineMiner(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=1000))
+    assert triplet_set(every.mine(e, y)) == triplet_set(flat), "probing every identity is exact"
+    few = OfflineMiner(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=2))
+    near = few.nearest_negatives(e, y)
+    x = torch.nn.functional.normalize(e, dim=1)
+    ids = torch.unique(y)
+    centroids = torch.nn.functional.normalize(torch.stack([x[y == c].sum(0) for c in ids]), dim=1)
+    for a in range(0, 300, 17):
+        own = int((ids == y[a]).nonzero())
+        sims = centroids @ centroids[own]
+        sims[own] = -2.0
+        allowed = {int(ids[i]) for i in sims.topk(2).indices}
+        found = [j for j in near[a].tolist() if j >= 0]
+        assert found and {int(y[j]) for j in found} <= allowed, "only the 2 nearest other identities are probed"
+        candidates = [j for j in range(300) if int(y[j]) in allowed]
+        best = max(candidates, key=lambda j: float(x[a] @ x[j]))
+        assert found[0] == best
+
+
 def test_offline_max_triplets_is_a_uniform_cap_over_the_whole_set():
     e, y = data(n=80, seed=4)
     full = triplet_set(OfflineMiner(BatchAllMiner(margin=0.4), neighbours=80, chunk_size=10).mine(e, y))
@@ -110,7 +132,7 @@ def test_offline_errors_and_index_config():
     with pytest.raises(ValueError, match="NaN"):
         OfflineMiner(BatchHardestMiner()).mine(torch.full((4, 3), float("nan")), torch.tensor([0, 0, 1, 1]))
     cfg = IndexConfig()
-    assert cfg.resolved_kind(1000) == "flat" and cfg.resolved_kind(2_000_000) == "ivf"
+    assert cfg.resolved_kind(1000) == "flat" and cfg.resolved_kind(2_000_000) == "identity"
     assert cfg.resolved_nlist(1_000_000) == 4096
 
 

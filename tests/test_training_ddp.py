@@ -109,3 +109,44 @@ def test_trainer_under_two_gloo_processes_stays_in_sync_and_resumes_in_one(tmp_p
     single = Trainer(cfg, log=lambda m: None)
     assert single.step == 3
     assert single.fit()["step"] == 4
+
+
+def _modes_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from massface.training.config import config_from_dict
+    from massface.training.trainer import Trainer
+
+    results = {}
+    for mode in ("xbm", "semi_online", "offline"):
+        cfg = config_from_dict({
+            "seed": 2, "output_dir": os.path.join(out_dir, mode),
+            "data": {"format": "synthetic", "synthetic_identities": 16, "synthetic_images_per_identity": 4,
+                     "synthetic_image_size": 32, "p": 2, "k": 3, "workers": 0, "transform": "none"},
+            "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
+            "loss": {"triplet": {"miner": "all", "margin": 0.5}},
+            "mining": {"mode": mode, "scale": 2, "memory_size": 24, "refresh_every": 2, "max_batches_per_pool": 2},
+            "train": {"steps": 3, "log_every": 1, "checkpoint_every": 3, "device": "cpu"},
+        })
+        trainer = Trainer(cfg, log=lambda m: None)
+        trainer.fit()
+        results[mode] = {
+            "model": {name: p.detach().clone() for name, p in trainer.model.named_parameters()},
+            "memory": trainer.memory.contents()[1] if trainer.memory is not None else None,
+            "losses": [h["loss"] for h in trainer.history],
+        }
+    torch.save(results, os.path.join(out_dir, f"modes_rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_mining_modes_under_two_gloo_processes_stay_in_sync(tmp_path):
+    world = 2
+    mp.start_processes(_modes_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"modes_rank{r}.pt") for r in range(world))
+    for mode in ("xbm", "semi_online", "offline"):
+        assert len(r0[mode]["losses"]) == len(r1[mode]["losses"]) == 3, mode
+        for (name, a), (_, b) in zip(r0[mode]["model"].items(), r1[mode]["model"].items()):
+            assert torch.equal(a, b), f"{mode}: {name}"
+    assert torch.equal(r0["xbm"]["memory"], r1["xbm"]["memory"]), "every rank enqueues the same global batch"
+    assert r0["xbm"]["memory"].numel() == 24

@@ -28,7 +28,7 @@ _EXPORTS = {
     "TripletPool": "semi_online",
     "OfflineMiner": "offline",
     "IndexConfig": "offline",
-    "build_index": "offline",
+    "NeighbourIndex": "offline",
     "embed_dataset": "offline",
     "TripletBatch": "triplet_batches",
     "TripletBatchDataset": "triplet_batches",

@@ -33,31 +33,37 @@ import torch
 from torch import Tensor, nn
 
 from massface._progress import print_progress
+from massface.distances import CosineSimilarity, EuclideanDistance, SquaredEuclideanDistance
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.strategies import LabelPairs, Triplets, uniform_subset
 
-__all__ = ["IndexConfig", "OfflineMiner", "build_index", "embed_dataset"]
+__all__ = ["IndexConfig", "NeighbourIndex", "OfflineMiner", "embed_dataset"]
 
-IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
-_KINDS = ("auto", "flat", "ivf", "hnsw")
+IndexKind = Literal["auto", "flat", "ivf", "identity", "hnsw"]
+_KINDS = ("auto", "flat", "ivf", "identity", "hnsw")
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     """Which faiss index the offline miner searches with.
 
-    * ``kind``: ``"flat"`` (exact), ``"ivf"`` (inverted lists over a k-means coarse quantiser, vectors
-      stored uncompressed), ``"hnsw"`` (graph), or ``"auto"``: flat up to ``flat_limit`` vectors, IVF beyond.
-    * IVF: ``nlist`` lists (default 4·√N rounded to a power of two, at least 16), ``nprobe`` lists visited per
-      query, k-means on ``train_size`` vectors (default 40·nlist, faiss's lower bound of ~39 per centroid)
-      for ``kmeans_iterations`` iterations.
+    * ``kind``: ``"flat"`` (exact); ``"ivf"`` (inverted lists over a k-means coarse quantiser, vectors stored
+      uncompressed); ``"identity"`` (inverted lists that *are* the identities — centroids = normalised
+      identity means — and every anchor probes the ``nprobe`` identities nearest to its own identity's
+      centroid: class-level neighbours, as in doppelganger mining, Smirnov et al. 2017; no k-means, one probe
+      list per identity); ``"hnsw"`` (graph); or ``"auto"``: flat up to ``flat_limit`` vectors, identity
+      IVF beyond. ``flat_limit`` defaults to 250 K: an exact pass over 1 M 512-d vectors takes about an hour
+      on 2 CPU cores (``benchmarks/bench_offline_mining.py``); on a GPU a larger limit is sensible.
+    * ``ivf``: ``nlist`` lists (default 4·√N rounded to a power of two, at least 16), k-means on
+      ``train_size`` vectors (default 40·nlist, faiss's lower bound of ~39 per centroid) for
+      ``kmeans_iterations`` iterations. ``ivf`` and ``identity``: ``nprobe`` lists visited per query.
     * HNSW: ``hnsw_m`` links per node, ``ef_construction`` and ``ef_search`` beam widths.
     """
 
     kind: IndexKind = "auto"
-    flat_limit: int = 1_000_000
+    flat_limit: int = 250_000
     nlist: Optional[int] = None
-    nprobe: int = 16
+    nprobe: int = 64
     train_size: Optional[int] = None
     kmeans_iterations: int = 10
     hnsw_m: int = 32
@@ -80,7 +86,7 @@ class IndexConfig:
         """The index kind used for ``n`` vectors (``"auto"`` resolved)."""
         if self.kind != "auto":
             return self.kind
-        return "flat" if n <= self.flat_limit else "ivf"
+        return "flat" if n <= self.flat_limit else "identity"
 
     def resolved_nlist(self, n: int) -> int:
         if self.nlist is not None:
@@ -88,57 +94,106 @@ class IndexConfig:
         return min(n, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1))))))
 
 
-def build_index(vectors: np.ndarray, config: IndexConfig = IndexConfig(), *, inner_product: bool = True,
-                seed: int = 0) -> Any:
-    """A faiss index over ``vectors`` (float32, (N, D)) as ``config`` says; ``inner_product`` searches by
-    largest dot product (unit vectors: same order as smallest Euclidean distance), else by L2 distance."""
+def _flat(d: int, inner_product: bool) -> Any:
     import faiss
 
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"build_index needs a non-empty (N, D) array, got shape {x.shape}")
-    n, d = x.shape
-    metric = faiss.METRIC_INNER_PRODUCT if inner_product else faiss.METRIC_L2
-    kind = config.resolved_kind(n)
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d) if inner_product else faiss.IndexFlatL2(d)
-    elif kind == "ivf":
-        nlist = config.resolved_nlist(n)
-        quantizer = faiss.IndexFlatIP(d) if inner_product else faiss.IndexFlatL2(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
-        index.cp.niter = config.kmeans_iterations
-        index.cp.seed = seed
-        index.cp.max_points_per_centroid = 256
-        train = config.train_size or 40 * nlist
-        if train < n:
-            rows = np.sort(np.random.default_rng(seed).choice(n, size=train, replace=False))
-            index.train(x[rows])
+    return faiss.IndexFlatIP(d) if inner_product else faiss.IndexFlatL2(d)
+
+
+class NeighbourIndex:
+    """A faiss index over labelled vectors that answers: the k nearest neighbours of *other* identities.
+
+    Built from ``vectors`` (float32 (N, D)) and their ``labels`` as ``config`` says (see
+    :class:`IndexConfig`); ``inner_product`` ranks by largest dot product (unit vectors: the same order as
+    smallest Euclidean distance), else by L2 distance. ``kind`` is the resolved index kind.
+    """
+
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray, config: IndexConfig = IndexConfig(), *,
+                 inner_product: bool = True, seed: int = 0) -> None:
+        import faiss
+
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"NeighbourIndex needs a non-empty (N, D) array, got shape {x.shape}")
+        n, d = x.shape
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if self.labels.shape != (n,):
+            raise ValueError(f"NeighbourIndex: {n} vectors but labels of shape {self.labels.shape}")
+        self.config, self.kind = config, config.resolved_kind(n)
+        self.identities, self._identity = np.unique(self.labels, return_inverse=True)
+        self._counts = np.bincount(self._identity)
+        self._refs: list[Any] = []  # faiss objects an index points to must outlive it
+        metric = faiss.METRIC_INNER_PRODUCT if inner_product else faiss.METRIC_L2
+        if self.kind == "flat":
+            index = _flat(d, inner_product)
+            index.add(x)
+        elif self.kind == "ivf":
+            nlist = config.resolved_nlist(n)
+            quantizer = _flat(d, inner_product)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
+            index.cp.niter, index.cp.seed, index.cp.max_points_per_centroid = config.kmeans_iterations, seed, 256
+            train = config.train_size or 40 * nlist
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=train, replace=False)) if train < n else None
+            index.train(x if rows is None else x[rows])
+            index.nprobe = min(config.nprobe, nlist)
+            index.add(x)
+            self._refs.append(quantizer)
+        elif self.kind == "identity":
+            centroids = np.zeros((self.identities.size, d), dtype=np.float32)
+            np.add.at(centroids, self._identity, x)
+            if inner_product:
+                centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+            else:
+                centroids /= self._counts[:, None]
+            quantizer = _flat(d, inner_product)
+            quantizer.add(centroids)
+            index = faiss.IndexIVFFlat(quantizer, d, int(self.identities.size), metric)
+            lists = np.ascontiguousarray(self._identity, dtype=np.int64)
+            ids = np.arange(n, dtype=np.int64)
+            index.add_core(n, faiss.swig_ptr(x), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
+            self.nprobe = min(config.nprobe, int(self.identities.size) - 1)
+            index.nprobe = max(self.nprobe, 1)
+            # each identity's nearest other identities (its own centroid is dropped by id, not by rank)
+            dist, near = quantizer.search(centroids, min(self.nprobe + 1, int(self.identities.size)))
+            own = near == np.arange(self.identities.size)[:, None]
+            keep = np.argsort(own, axis=1, kind="stable")[:, : self.nprobe]
+            self._probe_ids = np.ascontiguousarray(np.take_along_axis(near, keep, axis=1))
+            self._probe_dist = np.ascontiguousarray(np.take_along_axis(dist, keep, axis=1))
+            self._refs += [quantizer, x]
         else:
-            index.train(x)
-        index.nprobe = min(config.nprobe, nlist)
-        index.quantizer_trains_alone = 0
-    else:
-        index = faiss.IndexHNSWFlat(d, config.hnsw_m, metric)
-        index.hnsw.efConstruction = config.ef_construction
-        index.hnsw.efSearch = config.ef_search
-    index.add(x)
-    return index
+            index = faiss.IndexHNSWFlat(d, config.hnsw_m, metric)
+            index.hnsw.efConstruction, index.hnsw.efSearch = config.ef_construction, config.ef_search
+            index.add(x)
+        self.index = index
 
-
-def _nearest_negatives(index: Any, queries: np.ndarray, query_labels: np.ndarray, labels: np.ndarray,
-                       search_k: int, k: int) -> np.ndarray:
-    """The first ``k`` search results of other identities per query, nearest first; −1 where fewer exist."""
-    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), search_k)
-    valid = found >= 0
-    is_negative = valid & (labels[np.where(valid, found, 0)] != query_labels[:, None])
-    if found.shape[1] < k:
-        pad = k - found.shape[1]
-        found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
-        is_negative = np.pad(is_negative, ((0, 0), (0, pad)), constant_values=False)
-    cols = np.argsort(~is_negative, axis=1, kind="stable")[:, :k]  # negatives first, in search order
-    out = np.take_along_axis(found, cols, axis=1)
-    out[~np.take_along_axis(is_negative, cols, axis=1)] = -1
-    return out
+    def nearest_negatives(self, queries: np.ndarray, query_labels: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) ids of each query's k nearest indexed vectors of another identity, nearest first (−1 where
+        fewer were found). A query's own identity must be among the indexed labels for ``"identity"``."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        query_labels = np.asarray(query_labels, dtype=np.int64)
+        if self.kind == "identity":
+            if self.nprobe < 1:
+                return np.full((q.shape[0], k), -1, dtype=np.int64)
+            ident = np.searchsorted(self.identities, query_labels)
+            if np.any(ident >= self.identities.size) or np.any(self.identities[np.minimum(ident, self.identities.size - 1)] != query_labels):
+                raise ValueError("identity index: a query label is not among the indexed identities")
+            _, found = self.index.search_preassigned(q, k, self._probe_ids[ident], self._probe_dist[ident])
+        else:
+            ident = np.searchsorted(self.identities, query_labels)
+            known = (ident < self.identities.size) & (self.identities[np.minimum(ident, self.identities.size - 1)] == query_labels)
+            same = int(self._counts[ident[known]].max()) if known.any() else 0
+            search_k = min(self.labels.size, k + same)  # room for every same-identity hit, the query included
+            _, found = self.index.search(q, search_k)
+        valid = found >= 0
+        is_negative = valid & (self.labels[np.where(valid, found, 0)] != query_labels[:, None])
+        if found.shape[1] < k:
+            pad = k - found.shape[1]
+            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+            is_negative = np.pad(is_negative, ((0, 0), (0, pad)), constant_values=False)
+        cols = np.argsort(~is_negative, axis=1, kind="stable")[:, :k]  # negatives first, in search order
+        out = np.take_along_axis(found, cols, axis=1)
+        out[~np.take_along_axis(is_negative, cols, axis=1)] = -1
+        return out
 
 
 class OfflineMiner:
@@ -193,15 +248,12 @@ class OfflineMiner:
         """(N, k) ids of each row's k nearest neighbours of another identity, nearest first (−1: not found)."""
         labels_t, y = self._check(embeddings, labels)
         x, ip = self._search_space(embeddings.cpu())
-        xn = x.float().numpy()
-        index = build_index(xn, self.index_config, inner_product=ip, seed=self.seed)
-        counts = np.bincount(np.unique(y, return_inverse=True)[1])
-        search_k = min(xn.shape[0], self.neighbours + int(counts.max()) - 1)
+        xn = np.ascontiguousarray(x.float().numpy())
+        index = NeighbourIndex(xn, y, self.index_config, inner_product=ip, seed=self.seed)
         out = np.empty((xn.shape[0], self.neighbours), dtype=np.int64)
         for s in range(0, xn.shape[0], self.chunk_size):
-            out[s : s + self.chunk_size] = _nearest_negatives(index, xn[s : s + self.chunk_size],
-                                                               y[s : s + self.chunk_size], y, search_k,
-                                                               self.neighbours)
+            out[s : s + self.chunk_size] = index.nearest_negatives(xn[s : s + self.chunk_size],
+                                                                   y[s : s + self.chunk_size], self.neighbours)
         return out
 
     # ------------------------------------------------------------------ mining
@@ -211,7 +263,7 @@ class OfflineMiner:
         t0 = time.perf_counter()
         x, ip = self._search_space(embeddings.cpu())
         xn = np.ascontiguousarray(x.float().numpy())
-        index = build_index(xn, self.index_config, inner_product=ip, seed=self.seed)
+        index = NeighbourIndex(xn, y, self.index_config, inner_product=ip, seed=self.seed)
         t_index = time.perf_counter() - t0
         order = np.argsort(y, kind="stable")
         sorted_y = y[order]
@@ -226,8 +278,7 @@ class OfflineMiner:
             pos = np.arange(s, min(s + self.chunk_size, n_total))
             rows = order[pos]
             c = counts[block[pos]]
-            search_k = min(n_total, self.neighbours + int(c.max()) - 1)
-            neg = _nearest_negatives(index, xn[rows], y[rows], y, search_k, self.neighbours)
+            neg = index.nearest_negatives(xn[rows], y[rows], self.neighbours)
             triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg)
             parts.append(triplets)
             sums += chunk_sums
@@ -272,22 +323,32 @@ class OfflineMiner:
         return (torch.from_numpy(rows)[t.a], cand.view(-1)[flat_p], cand.view(-1)[flat_n]), sums
 
     def _candidate_distances(self, x: Tensor, rows: Tensor, cand: Tensor, budget: int = 1 << 24) -> Tensor:
-        """(n, C) dissimilarities of each anchor to its candidates (+inf for −1 ids), by the miner's distance."""
+        """(n, C) dissimilarities of each anchor to its candidates (+inf for −1 ids), by the miner's distance.
+
+        massface's distances on unit vectors come from one batched dot product (d² = 2 − 2·s); any other
+        distance object through its ``pairwise_distance``."""
         dist = self.miner.distance
+        by_dot = dist.normalize_embeddings and type(dist) in (SquaredEuclideanDistance, EuclideanDistance,
+                                                              CosineSimilarity)
         n_rows, width = cand.shape
         out = torch.full((n_rows, width), float("inf"), dtype=x.dtype)
         step = max(1, budget // max(width * x.shape[1], 1))
         for s in range(0, n_rows, step):
             ids = cand[s : s + step]
-            ok = ids >= 0
             q = x[rows[s : s + step]].unsqueeze(1)
             r = x[ids.clamp_min(0)]
-            d = dist.pairwise_distance(q.expand_as(r), r)
-            if dist.power != 1:
-                d = d ** dist.power
+            if by_dot:
+                dot = torch.bmm(r, q.transpose(1, 2)).squeeze(2)
+                d = dot if dist.is_inverted else (2.0 - 2.0 * dot).clamp_min_(0.0)
+                if isinstance(dist, EuclideanDistance):
+                    d = d.sqrt_()
+            else:
+                d = dist.pairwise_distance(q.expand_as(r), r)
+                if dist.power != 1:
+                    d = d ** dist.power
             if dist.is_inverted:
                 d = -d
-            out[s : s + step] = torch.where(ok, d, out[s : s + step])
+            out[s : s + step] = torch.where(ids >= 0, d, out[s : s + step])
         return out
 
 

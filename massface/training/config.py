@@ -21,6 +21,7 @@ __all__ = [
     "TripletConfig",
     "HeadConfig",
     "LossConfig",
+    "MiningConfig",
     "OptimConfig",
     "ScheduleConfig",
     "TrainConfig",
@@ -105,8 +106,7 @@ class TripletConfig:
     distance: Literal["squared_euclidean", "euclidean", "cosine"] = "squared_euclidean"
     soft: bool = False
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
-    mining: Literal["online"] = "online"
-    global_mining: bool = True  # mine over the batch gathered from all ranks (with gradient)
+    global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
     max_triplets: Optional[int] = None
 
 
@@ -136,6 +136,42 @@ class LossConfig:
             raise ConfigError(f"{path}.head.pretrain_steps must be >= 0, got {self.head.pretrain_steps}")
         if self.head.pretrain_steps and not self.head.name:
             raise ConfigError(f"{path}.head.pretrain_steps needs loss.head.name")
+
+
+@dataclass
+class MiningConfig:
+    """Where the miner looks: the batch (``online``), the batch plus a memory of recent embeddings (``xbm``),
+    a pool of ``scale`` batches embedded without gradient (``semi_online``), or the embedded training set
+    searched with a faiss index (``offline``). The strategy is always ``loss.triplet.miner``."""
+
+    mode: Literal["online", "semi_online", "offline", "xbm"] = "online"
+    # semi_online
+    scale: int = 10  # pool = scale × (P×K) images (scale·P identities × K)
+    pool_bn: Literal["eval", "train"] = "eval"  # BatchNorm in the pool passes; "train" = MassFace
+    max_batches_per_pool: Optional[int] = None
+    # offline
+    refresh_every: int = 0  # steps between re-mining; 0 = when the mined triplets are used up
+    subset: Optional[int] = None  # images embedded per refresh (uniform random); null = the whole set
+    index: Literal["auto", "flat", "ivf", "identity", "hnsw"] = "auto"
+    neighbours: int = 32  # k nearest other-identity neighbours per anchor
+    nprobe: int = 64  # ivf / identity lists probed
+    nlist: Optional[int] = None  # ivf lists (default 4·√N)
+    hnsw_m: int = 32
+    ef_search: int = 128
+    embed_batch_size: int = 256
+    # xbm
+    memory_size: int = 8192
+    memory_start: int = 0  # steps before the memory is used as reference (XBM warm-up)
+
+    def validate(self, path: str) -> None:
+        for name in ("scale", "neighbours", "nprobe", "hnsw_m", "ef_search", "embed_batch_size", "memory_size"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        for name in ("max_batches_per_pool", "subset", "nlist"):
+            if getattr(self, name) is not None:
+                _positive(f"{path}.{name}", getattr(self, name))
+        for name in ("refresh_every", "memory_start"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{path}.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -213,6 +249,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -282,7 +319,13 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 def config_from_dict(data: dict) -> Config:
     """Build and validate a :class:`Config` from a nested mapping."""
-    return _build(Config, data, "")
+    cfg = _build(Config, data, "")
+    if cfg.mining.mode != "online" and not cfg.loss.triplet.enabled:
+        raise ConfigError(f"mining.mode: {cfg.mining.mode!r} mines triplets but loss.triplet is disabled")
+    if cfg.mining.mode in ("semi_online", "offline") and cfg.data.p * cfg.data.k < 3:
+        raise ConfigError(f"mining.mode {cfg.mining.mode!r}: a batch of data.p × data.k = "
+                          f"{cfg.data.p * cfg.data.k} images cannot hold one whole triplet (needs >= 3)")
+    return cfg
 
 
 def config_to_dict(config: Config) -> dict:

@@ -1,5 +1,9 @@
 """The training loop: P×K batches → backbone → (globally mined) triplet loss + optional margin-softmax head.
 
+``mining.mode`` chooses where triplets come from (:mod:`massface.training.batch_sources`): the batch itself
+(``online``), the batch plus a cross-batch memory (``xbm``), a pool of ``scale`` batches mined without
+gradient (``semi_online``) or the whole embedded training set searched with faiss (``offline``).
+
 One process (CPU or one GPU) or DDP under torchrun (NCCL on GPUs, gloo on CPU). Resumable mid-epoch from
 atomic checkpoints holding model, head, optimizer, grad scaler, scheduler, sampler and RNG state; a resumed
 run continues exactly as an uninterrupted one (deterministic settings), with the same or another world size.
@@ -22,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from massface.training import distributed as mfdist
+from massface.training.batch_sources import build_batch_source
 from massface.training.checkpoint import CheckpointManager
 from massface.training.config import Config, ConfigError, config_to_dict
 from massface.training.schedules import build_scheduler
@@ -139,17 +144,23 @@ class GlobalTripletLoss(nn.Module):
     """Triplet loss over the batch of all ranks: gather embeddings (with gradient) and labels, mine, score.
 
     Every rank computes the same value; with DDP's gradient averaging the parameters receive exactly the
-    gradient of the global-batch loss (see :mod:`massface.training.distributed`).
+    gradient of the global-batch loss (see :mod:`massface.training.distributed`). With ``miner=None`` the
+    loss mines by itself (a :class:`~massface.mining.CrossBatchMemory`). Triplets given as
+    ``indices_tuple`` (semi-online and offline batches) index this rank's batch: no gather, no mining.
     """
 
-    def __init__(self, miner: nn.Module, loss: nn.Module, gather: bool = True) -> None:
+    def __init__(self, miner: Optional[nn.Module], loss: nn.Module, gather: bool = True) -> None:
         super().__init__()
         self.miner, self.loss, self.gather = miner, loss, gather
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple=None, ref_emb=None,
                 ref_labels=None) -> torch.Tensor:
+        if indices_tuple is not None:
+            return self.loss(embeddings, labels, indices_tuple)
         if self.gather:
             embeddings, labels = mfdist.gather_with_grad(embeddings), mfdist.gather_labels(labels)
+        if self.miner is None:
+            return self.loss(embeddings, labels)
         return self.loss(embeddings, labels, self.miner(embeddings, labels))
 
 
@@ -189,12 +200,12 @@ class _Objective(nn.Module):
         super().__init__()
         self.backbone, self.criterion = backbone, criterion  # the head, if any, is criterion.head
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, head_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, head_only: bool = False, indices=None) -> torch.Tensor:
         if head_only:  # classification pre-training of the head alone: the backbone is frozen
             with torch.no_grad():
                 emb = self.backbone(x)
             return self.criterion.head.loss(emb.detach().float(), y)
-        return self.criterion(self.backbone(x).float(), y)
+        return self.criterion(self.backbone(x).float(), y, indices)
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -226,8 +237,9 @@ class Trainer:
         from massface.sampling import PKSampler
 
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
-        d = cfg.data
-        self.sampler = PKSampler(self.dataset.labels, d.p, d.k, small=d.small, min_images=d.min_images,
+        d, mode = cfg.data, cfg.mining.mode
+        pool_p = d.p * (cfg.mining.scale if mode == "semi_online" else 1)  # semi-online: one sampler batch = a pool
+        self.sampler = PKSampler(self.dataset.labels, pool_p, d.k, small=d.small, min_images=d.min_images,
                                  seed=cfg.seed, num_replicas=self.env.world_size, rank=self.env.rank)
         self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=d.workers,
                                  pin_memory=self.device.type == "cuda", persistent_workers=False)
@@ -255,18 +267,27 @@ class Trainer:
             self.head = self.head.to(self.device)
         t = cfg.loss.triplet
         metric = None
-        if t.enabled:
+        self.memory: Any = None
+        self.miner = build_miner(cfg) if t.enabled else None
+        if self.miner is not None:
             triplet = TripletLoss(margin=t.margin, soft=t.soft, distance=t.distance, reduction=t.reduction)
-            self.miner = build_miner(cfg)
-            metric = GlobalTripletLoss(self.miner, triplet, gather=t.global_mining)
-        else:
-            self.miner = None
+            if mode == "xbm":
+                from massface.mining import CrossBatchMemory
+
+                self.memory = CrossBatchMemory(triplet, self.miner, cfg.mining.memory_size, m.embedding_size,
+                                               start_after=cfg.mining.memory_start).to(self.device)
+                metric = GlobalTripletLoss(None, self.memory, gather=t.global_mining)
+            else:
+                metric = GlobalTripletLoss(self.miner, triplet, gather=t.global_mining)
         self.criterion = JointLoss(metric, self.head, metric_weight=t.weight, head_weight=cfg.loss.head.weight)
 
         self.objective = _Objective(self.model, self.criterion)
         self.net: nn.Module = self.objective
         if self.env.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
+            if self.memory is not None:  # identical on every rank by construction: not broadcast each step
+                names = [f"criterion.metric.loss.{n}" for n, _ in self.memory.named_buffers()]
+                nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.objective, names)
             self.net = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=ids, find_unused_parameters=cfg.loss.head.pretrain_steps > 0)
         modules = [(self.model, 1.0)] + ([(self.head, cfg.loss.head.lr_scale)] if self.head is not None else [])
@@ -277,6 +298,7 @@ class Trainer:
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.train.keep_checkpoints)
+        self.batch_source = build_batch_source(self)
         self.step = 0
         self._batches_in_pass = 0
         self._stop_signal: Optional[int] = None
@@ -299,6 +321,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
             "config": config_to_dict(self.cfg),
             "world_size": self.env.world_size,
+            "memory": self.memory.state_dict() if self.memory is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -311,6 +334,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
+        if self.memory is not None and state.get("memory") is not None:
+            self.memory.load_state_dict(state["memory"])
         self.step = int(state["step"])
         if state["world_size"] == self.env.world_size:
             torch.set_rng_state(state["rng"]["torch"])
@@ -330,36 +355,42 @@ class Trainer:
         mfdist.barrier()
 
     # ------------------------------------------------------------------ loop
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _loader_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """P×K batches forever, counting those of the current pass (for the sampler's resume state)."""
         while True:
             self._batches_in_pass = 0
             got = False
             for x, y in self.loader:
                 got = True
+                self._batches_in_pass += 1
                 yield x, y
             if not got:
                 raise RuntimeError("the sampler produced no batch: fewer identities than P × world size?")
 
-    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, head_only: bool) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, head_only: bool, indices=None) -> torch.Tensor:
+        x = self._to_device(x)
         y = y.to(self.device, non_blocking=True)
-        if self.cfg.model.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if indices is not None:
+            indices = tuple(t.to(self.device) for t in indices)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            return self.net(x, y, head_only)
+            return self.net(x, y, head_only, indices)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.model.channels_last else x
 
     def _log_step(self, t0: float, loss: float, head_only: bool) -> None:
         cfg = self.cfg
         elapsed = time.perf_counter() - t0
         done = self.step - self._start_step
-        rate = done * self.sampler.batch_size * self.env.world_size * cfg.train.grad_accum / max(elapsed, 1e-9)
+        rate = self._images_trained * self.env.world_size / max(elapsed, 1e-9)
         eta = (cfg.train.steps - self.step) * elapsed / max(done, 1)
         record: dict[str, Any] = {"step": self.step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                                   "samples_per_s": rate, "eta_s": eta}
         if not head_only:
             record.update({f"loss_{k}": v for k, v in self.criterion.parts.items()})
             if self.miner is not None:
-                record.update({f"miner_{k}": v for k, v in self.miner.stats.items()})
+                record.update({f"miner_{k}": v for k, v in self.batch_source.stats().items()})
         if self.scaler.is_enabled():
             record["grad_scale"] = float(self.scaler.get_scale())
         self.history.append(record)
@@ -441,10 +472,10 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread
                 pass
-        self._start_step = self.step
+        self._start_step, self._images_trained = self.step, 0
         t0 = time.perf_counter()
         status, skipped, streak = "completed", 0, 0
-        batches = self._batches()
+        batches = self.batch_source.batches()
         self.model.train()
         try:
             while self.step < stop_at:
@@ -454,9 +485,9 @@ class Trainer:
                 total = 0.0
                 finite = True
                 for micro in range(cfg.train.grad_accum):
-                    x, y = next(batches)
-                    self._batches_in_pass += 1
-                    loss = self._forward_loss(x, y, head_only) / cfg.train.grad_accum
+                    x, y, indices = next(batches)
+                    self._images_trained += x.shape[0]
+                    loss = self._forward_loss(x, y, head_only, indices) / cfg.train.grad_accum
                     finite = finite and bool(torch.isfinite(loss.detach()))
                     self.scaler.scale(loss).backward()
                     total += float(loss.detach())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from massface.evaluation.plots import plot_distance_distribution, plot_roc
+from massface.evaluation.plots import plot_distance_distribution, plot_distance_distributions, plot_roc
 from massface.evaluation.verification import evaluate_distances
 
 
@@ -22,6 +22,17 @@ def test_distance_plot_png_and_svg(tmp_path):
     png, svg = tmp_path / "dist.png", tmp_path / "dist.svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert b"<svg" in svg.read_bytes()[:2000]
+
+
+def test_distance_plots_side_by_side_share_their_axes(tmp_path):
+    results = {f"miner {i}": _result() for i in range(5)}
+    fig = plot_distance_distributions(results, tmp_path / "grid.png", columns=3, title="five")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 5 and [ax.get_title() for ax in visible] == list(results)
+    assert len({ax.get_xlim() for ax in visible}) == 1, "shared axes compare directly"
+    assert (tmp_path / "grid.png").stat().st_size > 10000
+    with pytest.raises(ValueError, match="at least one"):
+        plot_distance_distributions({})
 
 
 @pytest.mark.parametrize("kind", ["roc", "det"])

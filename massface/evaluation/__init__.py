@@ -20,6 +20,7 @@ _EXPORTS = {
     "read_ijb": "ijb",
     "retrieval_metrics": "retrieval",
     "plot_distance_distribution": "plots",
+    "plot_distance_distributions": "plots",
     "plot_roc": "plots",
     "evaluate_bin": "runner",
     "evaluate_bins": "runner",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from massface.evaluation.verification import PairEvaluation
 
-__all__ = ["plot_distance_distribution", "plot_roc", "save_figure"]
+__all__ = ["plot_distance_distribution", "plot_distance_distributions", "plot_roc", "save_figure"]
 
 _FORMATS = ("png", "svg")
 
@@ -57,6 +57,38 @@ def save_figure(fig: "Figure", path: str | Path, formats: Sequence[str] | None =
     return out
 
 
+def _pair_arrays(result: "PairEvaluation | None", distances: Any, issame: Any, thresholds: Any):
+    if result is not None:
+        distances, issame = result.distances, result.issame
+        thresholds = result.thresholds if thresholds is None else thresholds
+    if distances is None or issame is None:
+        raise ValueError("plot_distance_distribution needs a PairEvaluation or distances and issame")
+    d = np.asarray(distances, dtype=np.float64).ravel()
+    y = np.asarray(issame, dtype=bool).ravel()
+    if d.shape != y.shape:
+        raise ValueError(f"distances ({d.shape[0]}) and issame ({y.shape[0]}) differ in length")
+    return d, y, thresholds
+
+
+def _draw_distance_histogram(ax: Any, d: np.ndarray, y: np.ndarray, thresholds: Any, bins: int, title: str,
+                             edges: np.ndarray | None = None) -> None:
+    """Same / different histograms of ``d`` on ``ax``, with the mean threshold and its range over folds."""
+    if edges is None:
+        edges = np.linspace(min(0.0, float(d.min())), max(4.0, float(d.max())), bins + 1)
+    style = dict(bins=edges, histtype="stepfilled", alpha=0.6, density=True)
+    ax.hist(d[y], color="tab:blue", label=f"same ({int(y.sum())})", **style)
+    ax.hist(d[~y], color="tab:red", label=f"different ({int((~y).sum())})", **style)
+    if thresholds is not None:
+        t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+        if t.size > 1 and t.max() > t.min():
+            ax.axvspan(float(t.min()), float(t.max()), color="k", alpha=0.15, label="threshold range over folds")
+        ax.axvline(float(t.mean()), color="k", linestyle="--", label=f"threshold {t.mean():.3f}")
+    ax.set_xlabel("squared L2 distance (L2-normalised embeddings)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+
+
 def plot_distance_distribution(
     result: "PairEvaluation | None" = None,
     path: str | Path | None = None,
@@ -74,30 +106,43 @@ def plot_distance_distribution(
     (+ optional per-fold ``thresholds``). The mean threshold is drawn as a line and its spread over the
     folds (min..max) as a shaded band. Saved to ``path`` when given. ``O(N)`` time and memory.
     """
-    if result is not None:
-        distances, issame = result.distances, result.issame
-        thresholds = result.thresholds if thresholds is None else thresholds
-    if distances is None or issame is None:
-        raise ValueError("plot_distance_distribution needs a PairEvaluation or distances and issame")
-    d = np.asarray(distances, dtype=np.float64).ravel()
-    y = np.asarray(issame, dtype=bool).ravel()
-    if d.shape != y.shape:
-        raise ValueError(f"distances ({d.shape[0]}) and issame ({y.shape[0]}) differ in length")
+    d, y, thresholds = _pair_arrays(result, distances, issame, thresholds)
     fig = _new_figure()
-    ax = fig.add_subplot(1, 1, 1)
-    edges = np.linspace(min(0.0, float(d.min())), max(4.0, float(d.max())), bins + 1)
-    style = dict(bins=edges, histtype="stepfilled", alpha=0.6, density=True)
-    ax.hist(d[y], color="tab:blue", label=f"same ({int(y.sum())})", **style)
-    ax.hist(d[~y], color="tab:red", label=f"different ({int((~y).sum())})", **style)
-    if thresholds is not None:
-        t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-        if t.size > 1 and t.max() > t.min():
-            ax.axvspan(float(t.min()), float(t.max()), color="k", alpha=0.15, label="threshold range over folds")
-        ax.axvline(float(t.mean()), color="k", linestyle="--", label=f"threshold {t.mean():.3f}")
-    ax.set_xlabel("squared L2 distance (L2-normalised embeddings)")
-    ax.set_ylabel("density")
-    ax.set_title(title or "pair distance distribution")
-    ax.legend(loc="upper right", fontsize="small")
+    _draw_distance_histogram(fig.add_subplot(1, 1, 1), d, y, thresholds, bins, title or "pair distance distribution")
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_distance_distributions(
+    results: Mapping[str, "PairEvaluation"],
+    path: str | Path | None = None,
+    *,
+    columns: int = 3,
+    bins: int = 80,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> "Figure":
+    """The distance distributions of several evaluations side by side, one panel per entry of ``results``
+    (e.g. one per miner), on shared axes so that the panels compare directly."""
+    if not results:
+        raise ValueError("plot_distance_distributions needs at least one result")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    arrays = {name: _pair_arrays(r, None, None, None) for name, r in results.items()}
+    low = min(0.0, min(float(d.min()) for d, _, _ in arrays.values()))
+    high = max(4.0, max(float(d.max()) for d, _, _ in arrays.values()))
+    edges = np.linspace(low, high, bins + 1)
+    cols = min(columns, len(arrays))
+    rows = -(-len(arrays) // cols)
+    fig = _new_figure(4.2 * cols, 3.3 * rows)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    for ax, (name, (d, y, t)) in zip(axes.ravel(), arrays.items()):
+        _draw_distance_histogram(ax, d, y, t, bins, str(name), edges=edges)
+    for ax in axes.ravel()[len(arrays):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
     if path is not None:
         save_figure(fig, path, formats)
     return fig

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main", "run_demo", "export_synthfaces"]
 
 
-def _export_data(cache: Path, identities: int, images: int, pairs_per_fold: int, difficulty: float, seed: int,
+def export_synthfaces(cache: Path, identities: int, images: int, pairs_per_fold: int, difficulty: float, seed: int,
                  image_size: int, log) -> tuple[Path, Path]:
     """Write (or reuse) ``train.rec`` and ``heldout.bin`` in ``cache``; the cache key is the parameters."""
     from massface.data.recordio import write_records
@@ -81,7 +81,7 @@ def run_demo(out: Path, cache: Path, *, steps: int, identities: int, images: int
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    rec, bin_path = _export_data(cache, identities, images, pairs_per_fold, difficulty, seed, image_size, log)
+    rec, bin_path = export_synthfaces(cache, identities, images, pairs_per_fold, difficulty, seed, image_size, log)
     run_dir = out / "run"
     cfg = config_from_dict({
         "seed": seed,

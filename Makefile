@@ -29,6 +29,7 @@ test: venv
 bench: venv
 	$(PY) benchmarks/bench_mining.py --quick
 	$(PY) benchmarks/bench_sampler.py
+	$(PY) benchmarks/bench_offline_mining.py --sizes 100000 --configs flat identity:64
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output bench-output

@@ -10,6 +10,10 @@ isotropic 512-d noise; an image is ``normalize(centre + σ ε)`` with σ = 0.045
 so positives are *not* all closer than negatives — the regime where mining matters). 20 images per identity
 (CASIA-WebFace has 47 on average).
 
+Indexes: ``flat`` (exact), ``ivf:NLIST:NPROBE`` (k-means IVF-Flat), ``hnsw:M:EF_SEARCH`` and
+``identity:NPROBE`` (IVF-Flat whose lists are the identities; each anchor probes the NPROBE identities nearest
+to its own identity's centroid — massface's default beyond 250 K vectors).
+
 Mining: :class:`massface.mining.OfflineMiner` with :class:`BatchHardestMiner` (per anchor the farthest
 positive and the nearest other-identity neighbour among k = 8), over every embedding, 2 threads.
 Reference, measured in the same run: brute force — the exact nearest negative of 2,000 random anchors from a
@@ -18,7 +22,7 @@ exact pass is ~1e15 FLOPs, about an hour here). Recall = share of those anchors 
 exact hardest one. Each configuration runs in a fresh process; memory is the peak RSS of that process minus
 its RSS after the embeddings were made (sampled every 20 ms).
 
-    python benchmarks/bench_offline_mining.py                   # 100 K: flat, IVF, HNSW; 1 M: IVF
+    python benchmarks/bench_offline_mining.py                   # 100 K: all kinds; 1 M: IVF, identity, HNSW
     python benchmarks/bench_offline_mining.py --sizes 100000     # one size
     python benchmarks/bench_offline_mining.py --configs ivf:4096:16 --sizes 1000000
 """

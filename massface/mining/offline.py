@@ -6,7 +6,8 @@ candidates are
 
     its positives (every other image of its identity)  ∪  its k nearest neighbours of other identities,
 
-the neighbours found by a faiss index (exact flat search up to ~1 M vectors; IVF or HNSW beyond). The
+the neighbours found by a faiss index (:class:`IndexConfig`: exact flat search; k-means IVF; HNSW; or an IVF
+whose lists are the identities, probed around the anchor's own identity — the default beyond 250 K). The
 anchor's row of distances to these candidates is then mined by the *same* :class:`~massface.mining.TripletMiner`
 strategy as online mining (:meth:`TripletMiner.select`), so hardest, min-max, semi-hard, batch-all or random
 selection all work offline. With an exact index and k ≥ the number of negatives the result equals mining the
@@ -15,7 +16,8 @@ hardest negative (``pick="nearest"`` over ``negatives="all"``) and an approximat
 anchor (semi-hard with a large margin, min-max).
 
 Cost for N embeddings of dimension D, k neighbours and c images per identity: the index search (flat
-O(N²·D); IVF O(N·(nlist + nprobe·N/nlist)·D) plus k-means training; HNSW O(N·log N·M·D) to build), then
+O(N²·D); IVF O(N·(nlist + nprobe·N/nlist)·D) plus k-means training; identity IVF O(C²·D) for the C identity
+centroids' neighbours plus O(N·nprobe·c·D); HNSW O(N·log N·M·D) to build), then
 O(N·(c + k)·D) for the candidate distances and the miner's cost on an N × (c_max + k) matrix, processed in
 chunks of ``chunk_size`` anchors. Memory: the vectors (N·D floats, twice: ours and the index's copy) and
 one chunk's candidates.

@@ -123,7 +123,10 @@ def write_report(rows: list[dict[str, Any]], before: Any, out: Path, args: argpa
         lines.append(f"| {r['name']} | {r['miner']} | {r['mode']} | {100 * r['accuracy']:.2f}% ± {100 * r['std']:.2f} | "
                      f"{r['auc']:.4f} | {r['eer']:.4f} | {tar:.3f} | {r['mean_triplets']:.0f} | "
                      f"{r['mean_active']:.2f} | {r['seconds']:.0f} |")
-    lines += ["", "![curves](curves.png)", "", "![distances](distances.png)", "", "![ROC](roc.png)", ""]
+    lines += ["", "triplets/step: triplets mined per step online; for semi_online the selection of one pool and for "
+              "offline that of one refresh, of which each step trains on (P·K) // 3. Active share: triplets with a "
+              "positive hinge at mining time.",
+              "", "![curves](curves.png)", "", "![distances](distances.png)", "", "![ROC](roc.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     (out / "results.json").write_text(json.dumps(
         {"before": {"accuracy": before.accuracy, "std": before.std, "auc": before.auc},

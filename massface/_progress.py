@@ -9,7 +9,10 @@ __all__ = ["print_progress"]
 
 
 def print_progress(label: str, done: int, total: int, t0: float, unit: str = "img") -> None:
-    """Redraw ``label [####....] done/total (rate unit/s, ETA)`` in place; ends the line when done."""
+    """Redraw ``label [####....] done/total (rate unit/s, ETA)`` in place on a terminal; ends the line when
+    done. When stderr is not a terminal (a log file) only the final line is written."""
+    if done < total and not sys.stderr.isatty():
+        return
     elapsed = max(time.perf_counter() - t0, 1e-9)
     rate = done / elapsed
     eta = (total - done) / rate if rate > 0 else 0.0

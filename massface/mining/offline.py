@@ -161,7 +161,7 @@ class NeighbourIndex:
             keep = np.argsort(own, axis=1, kind="stable")[:, : self.nprobe]
             self._probe_ids = np.ascontiguousarray(np.take_along_axis(near, keep, axis=1))
             self._probe_dist = np.ascontiguousarray(np.take_along_axis(dist, keep, axis=1))
-            self._refs += [quantizer, x]
+            self._refs.append(quantizer)
         else:
             index = faiss.IndexHNSWFlat(d, config.hnsw_m, metric)
             index.hnsw.efConstruction, index.hnsw.efSearch = config.ef_construction, config.ef_search

@@ -81,6 +81,13 @@ def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings") -> t
     return labels.long()
 
 
+def _self_index_if_same(embeddings: torch.Tensor, ref_emb: torch.Tensor) -> Optional[torch.Tensor]:
+    """``arange(N)`` when the reference is the query batch itself (its pairs (i, i) are no positives), else None."""
+    if is_same_tensor(embeddings, ref_emb):
+        return torch.arange(embeddings.shape[0], device=embeddings.device)
+    return None
+
+
 class TripletMiner(BaseMiner):
     """General online triplet miner: a positive rule, a negative region and a pick inside it.
 
@@ -185,8 +192,7 @@ class TripletMiner(BaseMiner):
                 )
             ref_labels = ref_labels.to(embeddings.device)
         if self_index is None:
-            if is_same_tensor(embeddings, ref_emb):
-                self_index = torch.arange(embeddings.shape[0], device=embeddings.device)
+            self_index = _self_index_if_same(embeddings, ref_emb)
         else:
             self_index = torch.as_tensor(self_index, device=embeddings.device).long()
             if self_index.shape != (embeddings.shape[0],):
@@ -202,10 +208,7 @@ class TripletMiner(BaseMiner):
     def mine(self, embeddings, labels, ref_emb, ref_labels) -> IndexTuple:
         """PML's hook (called by ``BaseMiner.forward`` conventions): self-pairs excluded when ``ref_emb`` is
         the query batch."""
-        self_index = None
-        if is_same_tensor(embeddings, ref_emb):
-            self_index = torch.arange(embeddings.shape[0], device=embeddings.device)
-        return self._mine(embeddings, labels, ref_emb, ref_labels, self_index)
+        return self._mine(embeddings, labels, ref_emb, ref_labels, _self_index_if_same(embeddings, ref_emb))
 
     def _mine(self, embeddings, labels, ref_emb, ref_labels, self_index) -> IndexTuple:
         if embeddings.dtype in (torch.float16, torch.bfloat16):  # mine on float32 distances

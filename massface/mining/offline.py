@@ -173,16 +173,16 @@ class NeighbourIndex:
         fewer were found). A query's own identity must be among the indexed labels for ``"identity"``."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
         query_labels = np.asarray(query_labels, dtype=np.int64)
+        ident = np.minimum(np.searchsorted(self.identities, query_labels), self.identities.size - 1)
+        known = self.identities[ident] == query_labels
         if self.kind == "identity":
+            if not known.all():
+                bad = int(query_labels[~known][0])
+                raise ValueError(f"identity index: query label {bad} is not among the indexed identities")
             if self.nprobe < 1:
                 return np.full((q.shape[0], k), -1, dtype=np.int64)
-            ident = np.searchsorted(self.identities, query_labels)
-            if np.any(ident >= self.identities.size) or np.any(self.identities[np.minimum(ident, self.identities.size - 1)] != query_labels):
-                raise ValueError("identity index: a query label is not among the indexed identities")
             _, found = self.index.search_preassigned(q, k, self._probe_ids[ident], self._probe_dist[ident])
         else:
-            ident = np.searchsorted(self.identities, query_labels)
-            known = (ident < self.identities.size) & (self.identities[np.minimum(ident, self.identities.size - 1)] == query_labels)
             same = int(self._counts[ident[known]].max()) if known.any() else 0
             search_k = min(self.labels.size, k + same)  # room for every same-identity hit, the query included
             _, found = self.index.search(q, search_k)

@@ -25,7 +25,28 @@ __all__ = [
     "dissimilarity_matrix",
     "same_label_mask",
     "is_same_tensor",
+    "compute_dtype",
 ]
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype massface computes distances, logits and losses in: the widest of ``dtypes`` and float32.
+
+    float16 / bfloat16 inputs are computed in float32 (squared distances of unit vectors and margin
+    logits lose too much in 16 bits), float32 stays float32, float64 stays float64.
+    """
+    out = torch.float32
+    for dtype in dtypes:
+        out = torch.promote_types(out, dtype)
+    return out
+
+
+def _common(query: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and reference in one dtype (the wider of the two) so that mixed-precision pairs multiply."""
+    if query.dtype == ref.dtype:
+        return query, ref
+    dtype = torch.promote_types(query.dtype, ref.dtype)
+    return query.to(dtype), ref.to(dtype)
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
@@ -39,8 +60,9 @@ def _squared_euclidean_mat(query: torch.Tensor, ref: torch.Tensor, unit_norm: bo
     """||q_i - r_j||^2 via one matrix product: O(N·M·D) time, O(N·M) memory.
 
     On unit vectors this is ``2 - 2 <q_i, r_j>``; otherwise ``|q|^2 + |r|^2 - 2 <q, r>``. Rounding can make
-    a tiny negative number, so the result is clamped at 0.
+    a tiny negative number, so the result is clamped at 0. Mixed dtypes are computed in the wider one.
     """
+    query, ref = _common(query, ref)
     if unit_norm:
         sq = torch.addmm(query.new_tensor(2.0), query, ref.T, beta=1.0, alpha=-2.0)  # fused 2 - 2<q, r>
     else:
@@ -86,6 +108,7 @@ class CosineSimilarity(BaseDistance):
         super().__init__(normalize_embeddings=True, p=2, power=1, is_inverted=True, **kwargs)
 
     def compute_mat(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        query_emb, ref_emb = _common(query_emb, ref_emb)
         return query_emb @ ref_emb.T
 
     def pairwise_distance(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:

@@ -209,8 +209,7 @@ def test_pml_contract_and_wrappers():
         ((torch.randn(4, 3), torch.arange(5)), "rows"),
         ((torch.randn(4, 3), torch.tensor([0.0, 1.0, 0.0, 1.0])), "integers"),
         ((torch.randn(4, 3), torch.zeros(4, 1, dtype=torch.long)), "1-D"),
-        ((torch.tensor([[0.0, float("nan")], [1.0, 0.0]]), torch.arange(2)), "NaN"),
-        ((torch.tensor([[0.0, float("inf")], [1.0, 0.0]]), torch.arange(2)), "1 of 2 rows"),
+        # NaN / Inf embeddings are not an error (their rows join no triplet): tests/test_hostile_numerics.py
     ],
 )
 def test_bad_input(bad, match):

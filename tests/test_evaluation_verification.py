@@ -206,7 +206,9 @@ def test_bad_inputs():
         evaluate_pairs(e1, e2, issame, far_targets=(0.0,))
     with pytest.raises(ValueError, match="0/1"):
         evaluate_pairs(e1, e2, np.full(100, 2))
-    np.testing.assert_allclose(pair_distances(np.zeros((2, 3)), np.ones((2, 3))), [1.0, 1.0])
+    # a zero embedding has no direction: rejected (it used to stay zero and score as distance 1)
+    with pytest.raises(ValueError, match="2 of 2 rows of zero norm"):
+        pair_distances(np.zeros((2, 3)), np.ones((2, 3)))
 
 
 def test_exact_val_accepts_floor_far_training_impostors():

@@ -22,6 +22,7 @@ thresholds: for ``N`` pairs, ``n`` folds and ``T`` grid thresholds the cost is
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -151,18 +152,47 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
 def _check_finite(x: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
-        rows = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum()) if x.ndim > 1 else int(bad.sum())
+        bad_rows = bad.reshape(bad.shape[0], -1).any(axis=1)
         n_nan = int(np.isnan(x).sum())
         raise ValueError(
-            f"{name} has {rows} of {x.shape[0]} rows with non-finite values ({n_nan} NaN, "
-            f"{int(bad.sum()) - n_nan} inf entries); the model produced invalid embeddings"
+            f"{name} has {int(bad_rows.sum())} of {x.shape[0]} rows with non-finite values (first: row "
+            f"{int(np.flatnonzero(bad_rows)[0])}; {n_nan} NaN, {int(bad.sum()) - n_nan} inf entries); "
+            "the model produced invalid embeddings"
         )
 
 
-def _l2_normalize_(x: np.ndarray) -> np.ndarray:
-    """In-place row-wise L2 normalisation as sklearn's ``normalize``: rows of zero norm stay zero."""
+# Rows whose largest |entry| lies outside [2^-480, 2^480] are rescaled before their squared norm is taken:
+# beyond, squares overflow (1e160² = inf) or underflow (1e-200² = 0) in float64 and the row would
+# normalise to 0 or NaN. Within it, D·max² stays finite and normal for any D < 2^60.
+_SAFE_MAX_ABS = (2.0**-480, 2.0**480)
+
+
+def _l2_normalize_(x: np.ndarray, name: str) -> np.ndarray:
+    """In-place row-wise L2 normalisation of float64 rows, safe against overflow and underflow.
+
+    Rows whose squared norm would overflow or underflow are first multiplied by 2^-e, e the binary exponent
+    of their largest |entry|; scaling by a power of two is exact and commutes with every rounding that
+    follows, so the result is what an unbounded exponent range would give and ``x·c`` normalises like ``x``
+    for any c > 0. Other rows take exactly sklearn's ``normalize`` arithmetic (insightface's numbers stay
+    bit-identical). A row of zero norm has no direction: ``ValueError`` with the count and the first row.
+    Non-finite rows raise ``ValueError`` first. O(N·D) time, in place (plus one (N, D) temporary for the
+    row maxima).
+    """
+    if x.shape[1]:
+        max_abs = np.max(np.abs(x), axis=1)  # NaN / inf for a non-finite row
+        if not np.isfinite(max_abs).all():
+            _check_finite(x, name)
+        risky = (max_abs > _SAFE_MAX_ABS[1]) | ((max_abs < _SAFE_MAX_ABS[0]) & (max_abs > 0))
+        if risky.any():
+            _, exponent = np.frexp(max_abs[risky])
+            x[risky] = np.ldexp(x[risky], -exponent[:, None])
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    norms[norms == 0.0] = 1.0
+    zero = norms == 0.0
+    if zero.any():
+        raise ValueError(
+            f"{name} has {int(zero.sum())} of {x.shape[0]} rows of zero norm (first: row "
+            f"{int(np.flatnonzero(zero)[0])}); a zero embedding has no direction to verify with"
+        )
     x /= norms[:, None]
     return x
 
@@ -174,8 +204,13 @@ def _labels(issame: Any, n: int | None) -> np.ndarray:
     if n is not None and y.shape[0] != n:
         raise ValueError(f"issame has {y.shape[0]} labels but there are {n} pairs")
     if y.dtype != np.bool_:
-        if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-            raise ValueError("issame must hold booleans or 0/1 values")
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"issame must hold booleans or 0/1 values, got dtype {y.dtype}")
+        bad = ~np.isin(y, (0, 1))
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"issame must hold booleans or 0/1 values; {int(bad.sum())} of {y.shape[0]} "
+                             f"are neither (first: index {first}, value {y[first]!r})")
         y = y.astype(bool)
     if y.all() or not y.any():
         raise ValueError(
@@ -184,11 +219,36 @@ def _labels(issame: Any, n: int | None) -> np.ndarray:
     return y
 
 
+# Squared L2 distances of unit vectors lie in [0, 4]; values may stray by the rounding of distances computed
+# in 16 or 32 bits.
+_DISTANCE_RANGE: tuple[float, float] = (0.0, 4.0)
+_DISTANCE_TOLERANCE = 1e-3
+
+
+def _check_distance_range(dist: np.ndarray) -> None:
+    """ValueError unless every distance is a number in [0, 4] ± tolerance (NaN and ±inf are outside)."""
+    low, high = _DISTANCE_RANGE[0] - _DISTANCE_TOLERANCE, _DISTANCE_RANGE[1] + _DISTANCE_TOLERANCE
+    with np.errstate(invalid="ignore"):
+        bad = ~((dist >= low) & (dist <= high))
+    if bad.any():
+        n_nan = int(np.isnan(dist).sum())
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"distances must be squared L2 distances of L2-normalised embeddings, in "
+            f"[{_DISTANCE_RANGE[0]:g}, {_DISTANCE_RANGE[1]:g}] (tolerance {_DISTANCE_TOLERANCE:g}); {int(bad.sum())} of "
+            f"{dist.shape[0]} values are not ({n_nan} NaN; first: index {first}, value {dist[first]!r}). "
+            "Similarities (cosine) must be converted: d = 2 - 2·s"
+        )
+
+
 def pair_distances(emb1: Any, emb2: Any) -> np.ndarray:
     """Squared L2 distance ``||e1/|e1| - e2/|e2|||²`` of each pair, float64, shape ``(N,)``.
 
     Same arithmetic as insightface (``np.sum(np.square(np.subtract(e1, e2)), 1)`` after sklearn's
-    ``normalize``). ``O(N·D)`` time and memory. Accepts numpy arrays or torch tensors.
+    ``normalize``), with the normalisation made scale-safe (any positive scaling of a row, 1e-300 to 1e300,
+    gives the same distances). ``O(N·D)`` time and memory. Accepts numpy arrays or torch tensors.
+
+    Raises ``ValueError`` for rows of zero norm and for non-finite rows (count and first row in the message).
     """
     e1 = _as_numpy(emb1, "emb1")
     e2 = _as_numpy(emb2, "emb2")
@@ -202,8 +262,8 @@ def pair_distances(emb1: Any, emb2: Any) -> np.ndarray:
         raise TypeError(f"embeddings must be real numbers; got dtypes {e1.dtype} and {e2.dtype}")
     # two float64 work buffers, updated in place (same values as the out-of-place formula)
     with np.errstate(invalid="ignore", over="ignore"):
-        a = _l2_normalize_(np.array(e1, dtype=np.float64))
-        b = _l2_normalize_(np.array(e2, dtype=np.float64))
+        a = _l2_normalize_(np.array(e1, dtype=np.float64), "emb1")
+        b = _l2_normalize_(np.array(e2, dtype=np.float64), "emb2")
         np.subtract(a, b, out=a)
         np.square(a, out=a)
         dist = np.sum(a, 1)
@@ -399,13 +459,24 @@ def evaluate_distances(
     thresholds: ThresholdMode = "grid",
     far_targets: Sequence[float] = (1e-3,),
 ) -> PairEvaluation:
-    """k-fold verification from precomputed squared-L2 pair distances (see :func:`evaluate_pairs`)."""
+    """k-fold verification from precomputed squared-L2 pair distances (see :func:`evaluate_pairs`).
+
+    ``distances`` are squared L2 distances of L2-normalised embeddings, so they must lie in [0, 4] (up to a
+    tolerance of 1e-3 for rounding): anything else — NaN, ±inf, a similarity, a distance on another scale — is
+    rejected with ``ValueError`` giving how many values are outside and the allowed range. ``issame`` must
+    hold one boolean (or 0/1) per distance.
+    """
     if thresholds not in ("grid", "exact"):
         raise ValueError(f"thresholds must be 'grid' or 'exact', got {thresholds!r}")
-    dist = _as_numpy(distances, "distances").astype(np.float64, copy=False)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, numbers.Integral):
+        raise ValueError(f"n_folds must be an int in [2, number of pairs], got {n_folds!r}")
+    dist = _as_numpy(distances, "distances")
+    if dist.dtype.kind not in "fiu":
+        raise TypeError(f"distances must be real numbers, got dtype {dist.dtype}")
+    dist = dist.astype(np.float64, copy=False)
     if dist.ndim != 1:
         raise ValueError(f"distances must be 1-D, got shape {dist.shape}")
-    _check_finite(dist, "distances")
+    _check_distance_range(dist)
     y = _labels(issame, dist.shape[0])
     far_targets = tuple(float(f) for f in far_targets)
     for f in far_targets:
@@ -464,7 +535,8 @@ def evaluate_pairs(
 
     Args:
         emb1, emb2: ``(N, D)`` embeddings of the first and second image of each pair (numpy or torch, any
-            device); each row is L2-normalised here (zero rows stay zero), in float64.
+            device, any float dtype); each row is L2-normalised here in float64, scale-safely: multiplying
+            the embeddings by any c > 0 (1e-200 … 1e160 included) gives the same result.
         issame: ``(N,)`` booleans (or 0/1), True for a genuine pair.
         n_folds: number of contiguous folds (insightface: 10, no shuffle).
         thresholds: ``"grid"`` (insightface: ``np.arange(0, 4, 0.01)``, first argmax) or ``"exact"``
@@ -479,8 +551,8 @@ def evaluate_pairs(
         ``verification.evaluate`` on the same embeddings.
 
     Raises:
-        ValueError: shape mismatch, non-finite embeddings (with the count of bad rows), labels of one class,
-            ``n_folds`` outside ``[2, N]``.
+        ValueError: shape mismatch, non-finite embeddings or rows of zero norm (with the count of bad rows
+            and the first one), labels of one class or not boolean / 0-1, ``n_folds`` outside ``[2, N]``.
 
     Complexity: ``O(N·D + n_folds · N log N)`` time, ``O(N·D)`` memory for the normalised copies.
     """

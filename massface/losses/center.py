@@ -8,6 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from massface.distances import compute_dtype
+from massface.losses._numerics import connected_zero
+from massface.mining._checks import check_int, check_real
+
 __all__ = ["CenterLoss"]
 
 CenterUpdate = Literal["paper", "gradient"]
@@ -26,18 +30,22 @@ class CenterLoss(nn.Module):
     fits ``JointLoss`` / ``MultipleLosses`` as the metric part (it is usually joined with a softmax head,
     weight λ ≈ 0.003–0.01). ``indices_tuple`` is ignored (every labelled sample is pulled to its centre).
     ``normalize=True`` works on L2-normalised embeddings. Time and memory O(B·d).
+
+    Embeddings of any float dtype are scored in float32 or wider (float64 stays float64), and so is the loss.
+    A batch without a labelled sample gives an exact 0 connected to the graph (zero gradient), whatever the
+    embeddings hold; NaN / Inf embeddings of labelled samples give a non-finite loss.
     """
 
     def __init__(self, num_classes: int, dim: int, *, alpha: float = 0.5, update: CenterUpdate = "paper",
                  normalize: bool = False) -> None:
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("dim", dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"CenterLoss: {name}={value!r}; must be a positive int")
+        num_classes = check_int("num_classes", num_classes, "CenterLoss")
+        dim = check_int("dim", dim, "CenterLoss")
         if update not in ("paper", "gradient"):
-            raise ValueError(f"CenterLoss: update={update!r}; allowed: 'paper', 'gradient'")
-        if update == "paper" and not 0.0 < alpha <= 1.0:
-            raise ValueError(f"CenterLoss: alpha={alpha!r}; the centre learning rate must be in (0, 1]")
+            raise ValueError(f"update={update!r} is not allowed for CenterLoss; allowed: 'paper', 'gradient'")
+        if update == "paper":
+            alpha = check_real("alpha", alpha, "CenterLoss", low=0.0, high=1.0, low_open=True,
+                               note="the centre learning rate")
         self.num_classes, self.dim, self.alpha = num_classes, dim, float(alpha)
         self.update, self.normalize = update, bool(normalize)
         centers = torch.randn(num_classes, dim) * 0.01
@@ -63,10 +71,11 @@ class CenterLoss(nn.Module):
             raise ValueError(f"CenterLoss: labels must lie in [-1, {self.num_classes}) (-1 = ignored); got "
                              f"min {int(labels.min())}, max {int(labels.max())}")
         labels = labels.to(device=embeddings.device, dtype=torch.long)
-        x = F.normalize(embeddings, dim=1) if self.normalize else embeddings
         keep = labels >= 0
         if not bool(keep.any()):
-            return embeddings.sum() * 0.0
+            return connected_zero(embeddings)
+        x = embeddings.to(compute_dtype(embeddings.dtype, self.centers.dtype))
+        x = F.normalize(x, dim=1) if self.normalize else x
         x, y = x[keep], labels[keep]
         centers = self.centers.to(x.dtype)
         loss = 0.5 * (x - centers[y]).pow(2).sum(dim=1).mean()

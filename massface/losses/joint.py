@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from massface.mining._checks import check_real
+
 __all__ = ["JointLoss"]
 
 
@@ -37,11 +39,10 @@ class JointLoss(nn.Module):
             raise TypeError(f"JointLoss: metric must be callable like a PML loss; got {type(metric).__name__}")
         if metric is None and miner is not None:
             raise ValueError("JointLoss: a miner needs a metric loss to feed")
-        for name, value in (("metric_weight", metric_weight), ("head_weight", head_weight)):
-            if value < 0:
-                raise ValueError(f"JointLoss: {name}={value!r}; must be >= 0")
+        metric_weight = check_real("metric_weight", metric_weight, "JointLoss", low=0.0)
+        head_weight = check_real("head_weight", head_weight, "JointLoss", low=0.0)
         self.metric, self.head, self.miner = metric, head, miner
-        self.metric_weight, self.head_weight = float(metric_weight), float(head_weight)
+        self.metric_weight, self.head_weight = metric_weight, head_weight
         self._parts: dict[str, Tensor] = {}
 
     @property

@@ -16,18 +16,29 @@ One mechanism serves the whole cosine family (:class:`MarginHead`): normalise x 
 - ``update_state(cos θ_y, has_target, ‖x‖)`` — running statistics, training mode only, no gradient;
 - ``regularizer(‖x‖, has_target)`` — an extra loss term (MagFace).
 
+Dtypes: embeddings may be float16, bfloat16, float32 or float64, and of another dtype than ``weight``; the
+cosines, logits and losses are computed in float32 or wider — the wider of the two dtypes, at least float32, so
+float64 stays float64 (16-bit logits would make the cross-entropy itself lose precision). Under autocast the
+``x̂·Wᵀ`` product runs in the autocast dtype as before, except for float64 inputs, which autocast does not
+cover and which are then multiplied in float64.
+
 Cost per call: one ``B × d × C`` matrix product plus O(B·C) element-wise work and memory (the logits);
 the margin itself is O(B). Margins are in radians (PML's ArcFaceLoss takes degrees).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from massface.distances import compute_dtype
+from massface.losses._numerics import connected_zero
+from massface.mining._checks import check_int, check_real
 
 __all__ = [
     "ClassifierHead",
@@ -54,6 +65,14 @@ Margin = Union[float, Tensor]
 def _tiny(dtype: torch.dtype) -> float:
     """Smallest value kept under a square root / away from ±1 so that gradients stay finite."""
     return float(torch.finfo(dtype).eps)
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear`` of operands already in one compute dtype; autocast is suspended for float64, which it
+    would otherwise mix with a 16-bit copy of the other operand."""
+    suspend = x.dtype == torch.float64 and torch.is_autocast_enabled(x.device.type)
+    with torch.autocast(device_type=x.device.type, enabled=False) if suspend else contextlib.nullcontext():
+        return F.linear(x, weight, bias)
 
 
 def feature_norms(embeddings: Tensor) -> Tensor:
@@ -130,10 +149,10 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, embedding_size: int, num_classes: int, *, num_subcenters: int = 1) -> None:
         super().__init__()
-        for name, value in (("embedding_size", embedding_size), ("num_classes", num_classes),
-                            ("num_subcenters", num_subcenters)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {name}={value!r}; must be a positive int")
+        owner = type(self).__name__
+        embedding_size = check_int("embedding_size", embedding_size, owner)
+        num_classes = check_int("num_classes", num_classes, owner)
+        num_subcenters = check_int("num_subcenters", num_subcenters, owner)
         self.embedding_size = embedding_size
         self.num_classes = num_classes
         self.num_subcenters = num_subcenters
@@ -179,13 +198,14 @@ class ClassifierHead(nn.Module):
     def loss(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Mean softmax cross-entropy over the samples with label ≥ 0, plus ``regularizer``.
 
-        A batch whose labels are all -1 gives an exact zero that still carries a graph.
+        A batch whose labels are all -1 gives an exact zero that still carries a graph (zero gradient), even
+        when the logits are non-finite or their sum would overflow.
         """
         labels = self.check_inputs(embeddings, labels)
         logits = self(embeddings, labels)
         keep = labels >= 0
         if not bool(keep.any()):
-            return logits.sum() * 0.0
+            return connected_zero(logits)
         loss = F.cross_entropy(logits, labels, ignore_index=-1)
         extra = self.regularizer(feature_norms(embeddings), keep)
         return loss if extra is None else loss + extra
@@ -226,9 +246,13 @@ class Softmax(ClassifierHead):
         self.bias = nn.Parameter(torch.zeros(num_classes)) if bias else None
 
     def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits x·Wᵀ + b in float32 or wider (the embeddings' and the weight's dtypes promoted)."""
         if labels is not None:
             self.check_inputs(embeddings, labels)
-        return F.linear(embeddings, self.require_weight(), self.bias)
+        weight = self.require_weight()
+        dtype = compute_dtype(embeddings.dtype, weight.dtype)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        return _linear(embeddings.to(dtype), weight.to(dtype), bias)
 
 
 class MarginHead(ClassifierHead):
@@ -241,9 +265,9 @@ class MarginHead(ClassifierHead):
     def __init__(self, embedding_size: int, num_classes: int, s: float | None = 64.0, *,
                  num_subcenters: int = 1) -> None:
         super().__init__(embedding_size, num_classes, num_subcenters=num_subcenters)
-        if s is not None and not (isinstance(s, (int, float)) and s > 0):
-            raise ValueError(f"{type(self).__name__}: s={s!r}; must be a positive number")
-        self.s = None if s is None else float(s)
+        if s is not None:
+            s = check_real("s", s, type(self).__name__, low=0.0, low_open=True, note="the logit scale")
+        self.s = s
 
     def extra_repr(self) -> str:
         return f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, s={self.s}"
@@ -271,12 +295,16 @@ class MarginHead(ClassifierHead):
         """cos θ (B × C) between the embeddings and the class centres (max over sub-centres).
 
         Computed as (x̂·Wᵀ)·diag(1/‖W_j‖): the centre norms scale the product instead of normalising the
-        C × d matrix, which saves several C × d passes in the backward. The product runs in the autocast dtype;
-        the result is promoted to at least float32. Not clamped (rounding may exceed ±1 by an ulp or, under
-        16-bit autocast, ~1e-2): ``margin_logits`` clamps the target cosines the margins act on.
+        C × d matrix, which saves several C × d passes in the backward. x and W are first brought to one dtype,
+        the wider of theirs and at least float32 (x is normalised in it, so 16-bit embeddings whose squared
+        norm overflows 16 bits are fine); the product runs in the autocast dtype when autocast is on (not for
+        float64); the result is promoted to at least float32. Not clamped (rounding may exceed ±1 by an ulp or,
+        under 16-bit autocast, ~1e-2): ``margin_logits`` clamps the target cosines the margins act on.
         """
         weight = self.require_weight() if weight is None else weight
-        product = F.linear(F.normalize(embeddings, dim=1), weight)
+        dtype = compute_dtype(embeddings.dtype, weight.dtype)
+        weight = weight.to(dtype)
+        product = _linear(F.normalize(embeddings.to(dtype), dim=1), weight)
         product = product.to(torch.promote_types(product.dtype, torch.float32))
         inverse_norm = torch.linalg.vector_norm(weight, dim=1, dtype=product.dtype).clamp_min(1e-12).reciprocal()
         cos = product * inverse_norm
@@ -340,12 +368,10 @@ class SphereFace(MarginHead):
                  lambda_base: float = 1000.0, gamma: float = 0.12, power: float = 1.0,
                  lambda_min: float = 5.0) -> None:
         super().__init__(embedding_size, num_classes, s)
-        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-            raise ValueError(f"SphereFace: m={m!r}; the multiplicative margin must be an int >= 1")
-        for name, value in (("lambda_base", lambda_base), ("gamma", gamma), ("power", power),
-                            ("lambda_min", lambda_min)):
-            if value < 0:
-                raise ValueError(f"SphereFace: {name}={value!r}; must be >= 0")
+        # ψ uses the Chebyshev polynomial T_m; the paper's margins are 1..4, beyond 10 nothing trains.
+        m = check_int("m", m, "SphereFace (the multiplicative angular margin)", low=1, high=10)
+        lambda_base, gamma, power, lambda_min = (check_real(name, value, "SphereFace", low=0.0) for name, value in (
+            ("lambda_base", lambda_base), ("gamma", gamma), ("power", power), ("lambda_min", lambda_min)))
         self.m = m
         self.lambda_base, self.gamma, self.power, self.lambda_min = lambda_base, gamma, power, lambda_min
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -395,13 +421,16 @@ class CombinedMargin(MarginHead):
                  easy_margin: bool = False, straight_through: bool = False, num_subcenters: int = 1) -> None:
         super().__init__(embedding_size, num_classes, s, num_subcenters=num_subcenters)
         name = type(self).__name__
-        if not m1 > 0 or m2 < 0 or m2 >= math.pi or m3 < 0:
-            raise ValueError(f"{name}: margins m1={m1}, m2={m2}, m3={m3}; need m1 > 0, 0 <= m2 < π, m3 >= 0 "
-                             "(radians)")
+        # ψ = cos(m1·θ + m2) − m3 with cos θ in [−1, 1]: m2 ≥ π/2 makes ψ ≤ 0 even at θ = 0, m3 > 1 puts a
+        # perfectly aligned target below a non-target at 90°; m1 scales the angle (SphereFace uses up to 4).
+        m1 = check_real("m1", m1, name, low=0.0, high=10.0, low_open=True, note="multiplies the angle")
+        m2 = check_real("m2", m2, name, low=0.0, high=math.pi / 2, high_open=True,
+                        note="additive angular margin; margins are in radians")
+        m3 = check_real("m3", m3, name, low=0.0, high=1.0, note="additive cosine margin")
         if fallback not in _FALLBACKS:
-            raise ValueError(f"{name}: fallback={fallback!r}; allowed: {', '.join(_FALLBACKS)}")
+            raise ValueError(f"fallback={fallback!r} is not allowed for {name}; allowed: {', '.join(_FALLBACKS)}")
         if fallback == "insightface" and m1 != 1.0:
-            raise ValueError(f"{name}: fallback='insightface' needs m1 = 1; got m1={m1}")
+            raise ValueError(f"fallback='insightface' needs m1 = 1 for {name}; got m1={m1}")
         self.m1, self.m2, self.m3 = float(m1), float(m2), float(m3)
         self.fallback: Fallback = fallback
         self.easy_margin = bool(easy_margin)
@@ -429,6 +458,8 @@ class CosFace(CombinedMargin):
     """CosFace / AM-Softmax (Wang et al., CVPR 2018): logit_y = s·(cos θ_y − m)."""
 
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.35) -> None:
+        # logit_y = s·(cos θ − m), cos θ in [−1, 1]: beyond m = 1 a perfect target scores below an orthogonal class
+        m = check_real("m", m, type(self).__name__, low=0.0, high=1.0, note="additive cosine margin")
         super().__init__(embedding_size, num_classes, s, m1=1.0, m2=0.0, m3=m)
 
     @property
@@ -447,6 +478,9 @@ class ArcFace(CombinedMargin):
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5, *,
                  easy_margin: bool = False, straight_through: bool = False,
                  fallback: Fallback = "insightface", num_subcenters: int = 1) -> None:
+        # logit_y = s·cos(θ + m): from m = π/2 on even a perfectly aligned target has cos(m) <= 0
+        m = check_real("m", m, type(self).__name__, low=0.0, high=math.pi / 2, high_open=True,
+                       note="additive angular margin; margins are in radians")
         super().__init__(embedding_size, num_classes, s, m1=1.0, m2=m, m3=0.0, fallback=fallback,
                          easy_margin=easy_margin, straight_through=straight_through,
                          num_subcenters=num_subcenters)
@@ -464,6 +498,7 @@ class SubCenterArcFace(ArcFace):
 
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5, k: int = 3,
                  **kwargs: object) -> None:
+        k = check_int("k", k, "SubCenterArcFace (sub-centres per class)")
         super().__init__(embedding_size, num_classes, s, m, num_subcenters=k, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -484,8 +519,10 @@ class SubCenterArcFace(ArcFace):
         labels = self.check_inputs(embeddings, labels)
         if bool((labels < 0).any()):
             raise ValueError("SubCenterArcFace.find_outliers: labels must be >= 0 (every sample needs its class)")
-        weight = F.normalize(self.require_weight().detach(), dim=1)
-        cos = F.linear(F.normalize(embeddings.detach(), dim=1).to(weight.dtype), weight)
+        weight = self.require_weight().detach()
+        dtype = compute_dtype(embeddings.dtype, weight.dtype)
+        weight = F.normalize(weight.to(dtype), dim=1)
+        cos = _linear(F.normalize(embeddings.detach().to(dtype), dim=1), weight)
         own = cos.view(cos.shape[0], self.num_classes, self.k)[torch.arange(cos.shape[0]), labels]  # (N, k)
         votes = torch.zeros(self.num_classes, self.k, dtype=torch.long, device=cos.device)
         votes.index_put_((labels, own.argmax(dim=1)), torch.ones_like(labels), accumulate=True)
@@ -506,9 +543,8 @@ class CurricularFace(ArcFace):
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5,
                  alpha: float = 0.01) -> None:
         super().__init__(embedding_size, num_classes, s, m)
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"CurricularFace: alpha={alpha!r}; must be in (0, 1]")
-        self.alpha = float(alpha)
+        self.alpha = check_real("alpha", alpha, "CurricularFace", low=0.0, high=1.0, low_open=True,
+                                note="rate of the running mean t")
         self.register_buffer("t", torch.zeros(()))
 
     def update_state(self, target_cos: Tensor, has_target: Tensor, norms: Tensor) -> None:
@@ -535,10 +571,11 @@ class AdaFace(MarginHead):
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.4, h: float = 0.333,
                  t_alpha: float = 0.01, eps: float = 1e-3) -> None:
         super().__init__(embedding_size, num_classes, s)
-        if not 0 <= m < math.pi / 2 or h <= 0 or not 0 < t_alpha <= 1 or not 0 < eps < 0.1:
-            raise ValueError(f"AdaFace: m={m}, h={h}, t_alpha={t_alpha}, eps={eps}; need 0 <= m < π/2, h > 0, "
-                             "0 < t_alpha <= 1, 0 < eps < 0.1")
-        self.m, self.h, self.t_alpha, self.eps = float(m), float(h), float(t_alpha), float(eps)
+        m = check_real("m", m, "AdaFace", low=0.0, high=math.pi / 2, high_open=True, note="margins are in radians")
+        h = check_real("h", h, "AdaFace", low=0.0, low_open=True)
+        t_alpha = check_real("t_alpha", t_alpha, "AdaFace", low=0.0, high=1.0, low_open=True)
+        eps = check_real("eps", eps, "AdaFace", low=0.0, high=0.1, low_open=True, high_open=True)
+        self.m, self.h, self.t_alpha, self.eps = m, h, t_alpha, eps
         self.register_buffer("batch_mean", torch.full((), 20.0))
         self.register_buffer("batch_std", torch.full((), 100.0))
 
@@ -575,11 +612,15 @@ class MagFace(CombinedMargin):
     def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, l_a: float = 10.0,
                  u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8, lambda_g: float = 35.0,
                  easy_margin: bool = True) -> None:
+        l_a = check_real("l_a", l_a, "MagFace", low=0.0, low_open=True, note="lower feature magnitude")
+        u_a = check_real("u_a", u_a, "MagFace", low=l_a, low_open=True, note="upper feature magnitude, > l_a")
+        l_m = check_real("l_m", l_m, "MagFace", low=0.0, high=math.pi / 2, high_open=True,
+                         note="margins are in radians")
+        u_m = check_real("u_m", u_m, "MagFace", low=l_m, high=math.pi / 2, high_open=True,
+                         note="margins are in radians, u_m >= l_m")
+        lambda_g = check_real("lambda_g", lambda_g, "MagFace", low=0.0)
         super().__init__(embedding_size, num_classes, s, m1=1.0, m2=l_m, m3=0.0,
                          fallback="insightface", easy_margin=easy_margin)
-        if not 0 < l_a < u_a or not 0 <= l_m <= u_m < math.pi or lambda_g < 0:
-            raise ValueError(f"MagFace: l_a={l_a}, u_a={u_a}, l_m={l_m}, u_m={u_m}, lambda_g={lambda_g}; need "
-                             "0 < l_a < u_a, 0 <= l_m <= u_m < π, lambda_g >= 0")
         self.l_a, self.u_a, self.l_m, self.u_m, self.lambda_g = l_a, u_a, l_m, u_m, lambda_g
 
     @property

@@ -16,7 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from massface.losses._numerics import connected_zero
 from massface.losses.margin import MarginHead, feature_norms
+from massface.mining._checks import check_real
 
 __all__ = ["PartialFC"]
 
@@ -104,6 +106,9 @@ class PartialFC(nn.Module):
 
     Cost per rank: time O(B_global·d·n_sample) for the logits plus O(B_global·d) communication; memory
     O(C/W·d) for the shard and O(B_global·n_sample) for the logits, n_sample = ceil(sample_rate·C/W).
+
+    Embeddings of any float dtype (and a shard of another dtype) are scored as by the head: in float32 or wider,
+    float64 staying float64; the loss has that dtype.
     """
 
     def __init__(self, head: MarginHead, sample_rate: float = 1.0, *, process_group: Any = None,
@@ -112,8 +117,8 @@ class PartialFC(nn.Module):
         if not isinstance(head, MarginHead):
             raise TypeError(f"PartialFC: head must be a normalised margin head (NormFace, CosFace, ArcFace, ...); "
                             f"got {type(head).__name__} (Softmax has a bias and is not supported)")
-        if not 0.0 < sample_rate <= 1.0:
-            raise ValueError(f"PartialFC: sample_rate={sample_rate!r}; must be in (0, 1]")
+        sample_rate = check_real("sample_rate", sample_rate, "PartialFC", low=0.0, high=1.0, low_open=True,
+                                 note="share of each shard's classes sampled per step")
         self.distributed = dist.is_available() and dist.is_initialized()
         self.group = process_group
         self.world_size = dist.get_world_size(process_group) if self.distributed else 1
@@ -204,7 +209,7 @@ class PartialFC(nn.Module):
         if bool(has_target.any()):
             loss = per_row[has_target].mean()
         else:
-            loss = per_row.sum() * 0.0
+            loss = connected_zero(per_row)  # exact 0 even for non-finite rows; the collectives still run
         extra = self.head.regularizer(norms, has_target)
         if extra is not None:
             loss = loss + extra

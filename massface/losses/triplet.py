@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 
-from massface.distances import DistanceLike, is_same_tensor, resolve_distance
+from massface.distances import DistanceLike, compute_dtype, is_same_tensor, resolve_distance
+from massface.losses._numerics import connected_zero
+from massface.mining._checks import check_real
 from massface.mining.miners import BatchAllMiner, TripletMiner, check_batch
 
 __all__ = ["TripletLoss", "pairs_to_triplets"]
@@ -56,7 +58,14 @@ class TripletLoss(BaseMetricLossFunction):
 
     Reductions: ``"mean"`` over the T triplets, ``"nonzero_mean"`` over those with ℓ > 0 (Hermans'
     BA≠0; PML's AvgNonZeroReducer), ``"sum"``. No triplet gives a zero loss that is still connected to the
-    graph (backward works and yields zero gradients; MassFace crashed here).
+    graph (backward works and yields zero gradients; MassFace crashed here). That zero is exact for any
+    input — float16 embeddings whose sum overflows, even NaN / ±inf embeddings — because it reads no element
+    (:func:`~massface.losses._numerics.connected_zero`); its gradient is exactly 0 everywhere.
+
+    Dtypes: float16 / bfloat16 / float32 / float64 embeddings, and a reference of another dtype, are scored in
+    float32 or wider (float64 stays float64); the loss has that dtype. Non-finite embeddings are not rejected:
+    the default miner leaves their rows out of every triplet; triplets given in ``indices_tuple`` that touch
+    them give a non-finite loss (the trainer skips such steps).
 
     After a call, ``parts`` holds floats for logging: ``loss``, ``num_triplets``, ``active_fraction``.
 
@@ -77,10 +86,9 @@ class TripletLoss(BaseMetricLossFunction):
     ) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
-        if not isinstance(margin, (int, float)) or margin != margin:
-            raise ValueError(f"margin must be a number, got {margin!r}")
+        margin = check_real("margin", margin, "TripletLoss", low=0.0, note="in units of the distance")
         super().__init__(distance=resolve_distance(distance, normalize), **kwargs)
-        self.margin = float(margin)
+        self.margin = margin
         self.soft = bool(soft)
         self.reduction = reduction
         self.miner = miner if miner is not None else BatchAllMiner(margin=self.margin, distance=self.distance)
@@ -108,8 +116,7 @@ class TripletLoss(BaseMetricLossFunction):
         a, p, n = self._triplets(indices_tuple, embeddings.shape[0], ref_emb.shape[0], embeddings.device)
         if a.numel() == 0:
             self.parts = {"loss": 0.0, "num_triplets": 0.0, "active_fraction": 0.0}
-            zero = embeddings.sum() * 0.0
-            return zero + ref_emb.sum() * 0.0 if ref_emb is not embeddings else zero
+            return connected_zero(embeddings) if ref_emb is embeddings else connected_zero(embeddings, ref_emb)
         d_ap, d_an = self._triplet_distances(embeddings, ref_emb, a, p, n)
         x = d_ap - d_an + self.margin
         losses = F.softplus(x) if self.soft else F.relu(x)
@@ -157,9 +164,11 @@ class TripletLoss(BaseMetricLossFunction):
 
     def _triplet_distances_fp32(self, embeddings, ref_emb, a, p, n):
         dist = self.distance
-        if embeddings.dtype in (torch.float16, torch.bfloat16):
-            embeddings = embeddings.float()
-            ref_emb = ref_emb.float() if ref_emb.dtype in (torch.float16, torch.bfloat16) else ref_emb
+        dtype = compute_dtype(embeddings.dtype, ref_emb.dtype)
+        if embeddings.dtype != dtype or ref_emb.dtype != dtype:
+            same_ref = is_same_tensor(embeddings, ref_emb)
+            embeddings = embeddings.to(dtype)
+            ref_emb = embeddings if same_ref else ref_emb.to(dtype)
         n_query, n_ref, dim = embeddings.shape[0], ref_emb.shape[0], embeddings.shape[1]
         if 2 * a.numel() * dim < n_query * n_ref:
             q = dist.maybe_normalize(embeddings[a])

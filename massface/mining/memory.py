@@ -24,6 +24,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 
 __all__ = ["CrossBatchMemory"]
@@ -58,10 +59,9 @@ class CrossBatchMemory(nn.Module):
         if not isinstance(miner, TripletMiner):
             raise TypeError(f"CrossBatchMemory needs a massface TripletMiner (it excludes self-pairs against the "
                             f"memory), got {type(miner).__name__}")
-        for name, value, low in (("memory_size", memory_size, 1), ("embedding_size", embedding_size, 1),
-                                 ("start_after", start_after, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"CrossBatchMemory: {name} must be an integer >= {low}, got {value!r}")
+        memory_size = check_int("memory_size", memory_size, "CrossBatchMemory")
+        embedding_size = check_int("embedding_size", embedding_size, "CrossBatchMemory")
+        start_after = check_int("start_after", start_after, "CrossBatchMemory", low=0)
         self.loss, self.miner = loss, miner
         self.memory_size, self.embedding_size, self.start_after = memory_size, embedding_size, start_after
         self.register_buffer("memory_embeddings", torch.zeros(memory_size, embedding_size))
@@ -98,28 +98,37 @@ class CrossBatchMemory(nn.Module):
     def enqueue(self, embeddings: Tensor, labels: Tensor) -> None:
         """Append detached rows at the write position, overwriting the oldest once full (O(B·D)).
 
-        A batch larger than the memory keeps only its last ``memory_size`` rows.
+        A batch larger than the memory keeps only its last ``memory_size`` rows. Rows holding NaN / Inf are
+        not stored: mined against, they would be no candidate anyway, but a non-finite reference row turns
+        the gradient of a whole distance-matrix product into NaN for as long as it stays in the queue.
+        Dropping them is deterministic, so queues fed the same gathered batch stay identical across ranks.
         """
         embeddings = embeddings.detach()
         if embeddings.shape[1] != self.embedding_size:
             raise ValueError(f"CrossBatchMemory holds {self.embedding_size}-d embeddings, got {embeddings.shape[1]}-d")
+        embeddings = embeddings.to(self.memory_embeddings)  # (an overflow of the cast counts as non-finite)
+        finite = torch.isfinite(embeddings).all(dim=1)
+        if not bool(finite.all()):
+            embeddings, labels = embeddings[finite], labels[finite.to(labels.device)]
         if embeddings.shape[0] > self.memory_size:
             embeddings, labels = embeddings[-self.memory_size:], labels[-self.memory_size:]
         b, pos = embeddings.shape[0], int(self.write_position)
         slots = (torch.arange(b, device=self.memory_labels.device) + pos) % self.memory_size
-        self.memory_embeddings[slots] = embeddings.to(self.memory_embeddings)
+        self.memory_embeddings[slots] = embeddings
         self.memory_labels[slots] = labels.to(self.memory_labels)
         self.write_position.fill_((pos + b) % self.memory_size)
         self.num_filled.fill_(min(self.memory_size, int(self.num_filled) + b))
 
     def reference(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """``([batch; memory], labels)``: the batch rows first (live), then the filled memory slots (detached);
-        just the batch during warm-up."""
+        just the batch during warm-up. The reference has the wider of the batch's and the memory's dtypes."""
         filled = int(self.num_filled) if self.active else 0
         if filled == 0:
             return embeddings, labels
-        memory = self.memory_embeddings[:filled].to(embeddings.dtype)
-        return torch.cat([embeddings, memory]), torch.cat([labels, self.memory_labels[:filled]])
+        memory = self.memory_embeddings[:filled]
+        dtype = torch.promote_types(embeddings.dtype, memory.dtype)  # a 16-bit batch does not truncate the memory
+        return (torch.cat([embeddings.to(dtype), memory.to(dtype)]),
+                torch.cat([labels, self.memory_labels[:filled]]))
 
     # ------------------------------------------------------------------ loss
     def mine(self, embeddings: Tensor, labels: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:

@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 import torch
 from pytorch_metric_learning.miners import BaseMiner
 
-from massface.distances import DistanceLike, dissimilarity_matrix, is_same_tensor, resolve_distance
+from massface.distances import DistanceLike, compute_dtype, dissimilarity_matrix, is_same_tensor, resolve_distance
+from massface.mining._checks import check_int, check_real
 from massface.mining.strategies import (
     Fallback,
     LabelPairs,
@@ -51,11 +52,13 @@ __all__ = [
 IndexTuple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings") -> torch.Tensor:
+def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings", *, finite: bool = False) -> torch.Tensor:
     """Validate an (N, D) embedding batch and its N integer labels; returns the labels as an int64 tensor.
 
-    Raises ``ValueError`` naming the problem: non-2-D or non-float embeddings, NaN/Inf values (with their
-    count), labels that are not a 1-D integer sequence, or a length mismatch.
+    Raises ``ValueError`` naming the problem: non-2-D or non-float embeddings, labels that are not a 1-D
+    integer sequence, or a length mismatch. NaN / Inf values are accepted (a training step must not die on
+    one overflowed batch: the miners leave such rows out of every triplet and the trainer watches the loss)
+    unless ``finite=True``, which rejects them with their row count and first row (one device sync).
     """
     if not isinstance(embeddings, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
@@ -63,9 +66,11 @@ def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings") -> t
         raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(embeddings.shape)}")
     if not embeddings.is_floating_point():
         raise ValueError(f"{name} must be floating point, got {embeddings.dtype}")
-    if not bool(torch.isfinite(embeddings.sum())) and not bool(torch.isfinite(embeddings).all()):
-        bad_rows = int((~torch.isfinite(embeddings)).any(dim=1).sum())
-        raise ValueError(f"{name} holds NaN or Inf in {bad_rows} of {embeddings.shape[0]} rows")
+    if finite and not bool(torch.isfinite(embeddings).all()):
+        bad = (~torch.isfinite(embeddings)).any(dim=1)
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(f"{name} holds NaN or Inf in {int(bad.sum())} of {embeddings.shape[0]} rows "
+                         f"(first: row {first})")
     label_name = "labels" if name == "embeddings" else f"{name} labels"
     if labels is None:
         raise ValueError(f"{label_name} are required")
@@ -79,6 +84,14 @@ def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings") -> t
             f"{name} has {embeddings.shape[0]} rows but {label_name} has {labels.shape[0]} entries"
         )
     return labels.long()
+
+
+def _finite_candidates(finite: torch.Tensor, pairs: LabelPairs) -> tuple[LabelPairs, torch.Tensor]:
+    """The same-label pairs at finite entries and each row's count of finite negatives. O(N·M + S)."""
+    keep = finite.view(-1)[pairs.q * finite.shape[1] + pairs.r]
+    q, r = pairs.q[keep], pairs.r[keep]
+    counts = torch.bincount(q, minlength=finite.shape[0])
+    return LabelPairs(q, r, counts), finite.sum(dim=1) - counts
 
 
 def _self_index_if_same(embeddings: torch.Tensor, ref_emb: torch.Tensor) -> Optional[torch.Tensor]:
@@ -142,16 +155,16 @@ class TripletMiner(BaseMiner):
         **kwargs,
     ) -> None:
         check_rules(positives=positives, negatives=negatives, pick=pick, fallback=fallback)
-        if max_triplets is not None and (not isinstance(max_triplets, int) or max_triplets < 1):
-            raise ValueError(f"max_triplets must be a positive int or None, got {max_triplets!r}")
-        if not isinstance(margin, (int, float)) or margin != margin:
-            raise ValueError(f"margin must be a number, got {margin!r}")
+        owner = type(self).__name__
+        if max_triplets is not None:
+            max_triplets = check_int("max_triplets", max_triplets, owner + " (or None: no cap)")
+        margin = check_real("margin", margin, owner, low=0.0, note="in units of the distance")
         super().__init__(distance=resolve_distance(distance, normalize), **kwargs)
         self.positives = positives
         self.negatives = negatives
         self.pick = pick
         self.fallback = fallback
-        self.margin = float(margin)
+        self.margin = margin
         self.max_triplets = max_triplets
         if generator is None:
             generator = torch.Generator()
@@ -211,10 +224,11 @@ class TripletMiner(BaseMiner):
         return self._mine(embeddings, labels, ref_emb, ref_labels, _self_index_if_same(embeddings, ref_emb))
 
     def _mine(self, embeddings, labels, ref_emb, ref_labels, self_index) -> IndexTuple:
-        if embeddings.dtype in (torch.float16, torch.bfloat16):  # mine on float32 distances
+        dtype = compute_dtype(embeddings.dtype, ref_emb.dtype)  # float32 or wider distances, one dtype for both
+        if embeddings.dtype != dtype or ref_emb.dtype != dtype:
             same_ref = is_same_tensor(embeddings, ref_emb)
-            embeddings = embeddings.float()
-            ref_emb = embeddings if same_ref else ref_emb.float()
+            embeddings = embeddings.to(dtype)
+            ref_emb = embeddings if same_ref else ref_emb.to(dtype)
         D = dissimilarity_matrix(self.distance, embeddings, ref_emb).contiguous()
         triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index)
         self._record(D, triplets.a, triplets.p, triplets.n)
@@ -238,7 +252,16 @@ class TripletMiner(BaseMiner):
         (row, column, column) positions; ``D`` is restored before returning. ``limit=False`` ignores
         ``max_triplets`` (a caller mining in chunks applies it once to the union). This is the one mechanism the
         online, cross-batch, semi-online and offline modes share.
+
+        Non-finite entries other than padding — NaN, −inf, or +inf from an overflow, i.e. NaN / Inf
+        embeddings — are set to +inf in place and count as no candidate at all (neither positive nor
+        negative), so such rows and columns take part in no triplet and every triplet returned has finite
+        distances (one O(N·M) check, and a recount of ``num_negatives`` when it finds any).
         """
+        finite = torch.isfinite(D)
+        if not bool(finite.all()):
+            D.masked_fill_(~finite, float("inf"))
+            pairs, num_negatives = _finite_candidates(finite, pairs)
         a, p = select_positive_pairs(D, pairs, self_index, self.positives, self.generator)
         d_ap = D.view(-1)[a * D.shape[1] + p]
         if num_negatives is None:

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from massface._progress import print_progress
 from massface.distances import CosineSimilarity, EuclideanDistance, SquaredEuclideanDistance
+from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.strategies import LabelPairs, Triplets, uniform_subset
 
@@ -220,9 +221,8 @@ class OfflineMiner:
                  chunk_size: int = 4096, seed: int = 0) -> None:
         if not isinstance(miner, TripletMiner):
             raise TypeError(f"OfflineMiner needs a massface TripletMiner, got {type(miner).__name__}")
-        for name, value in (("neighbours", neighbours), ("chunk_size", chunk_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"OfflineMiner: {name} must be a positive integer, got {value!r}")
+        neighbours = check_int("neighbours", neighbours, "OfflineMiner")
+        chunk_size = check_int("chunk_size", chunk_size, "OfflineMiner")
         self.miner, self.neighbours, self.chunk_size, self.seed = miner, neighbours, chunk_size, seed
         self.index_config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index)  # type: ignore[arg-type]
         self.stats: dict[str, float] = {}
@@ -246,9 +246,25 @@ class OfflineMiner:
             raise ValueError("OfflineMiner got no embeddings")
         return labels, labels.cpu().numpy()
 
+    @staticmethod
+    def _finite_rows(embeddings: Tensor) -> Optional[Tensor]:
+        """CPU indices of the rows without NaN / Inf, or None when every row is finite (O(N·D))."""
+        finite = torch.isfinite(embeddings.detach()).all(dim=1).cpu()
+        return None if bool(finite.all()) else finite.nonzero().squeeze(1)
+
     def nearest_negatives(self, embeddings: Tensor, labels: Any) -> np.ndarray:
-        """(N, k) ids of each row's k nearest neighbours of another identity, nearest first (−1: not found)."""
+        """(N, k) ids of each row's k nearest neighbours of another identity, nearest first (−1: not found).
+
+        Rows with NaN / Inf values are left out of the index: they get no neighbours (−1) and are nobody's.
+        """
         labels_t, y = self._check(embeddings, labels)
+        rows = self._finite_rows(embeddings)
+        if rows is not None:
+            out = np.full((embeddings.shape[0], self.neighbours), -1, dtype=np.int64)
+            if rows.numel():
+                sub = self.nearest_negatives(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)])
+                out[rows.numpy()] = np.where(sub >= 0, rows.numpy()[np.maximum(sub, 0)], -1)
+            return out
         x, ip = self._search_space(embeddings.cpu())
         xn = np.ascontiguousarray(x.float().numpy())
         index = NeighbourIndex(xn, y, self.index_config, inner_product=ip, seed=self.seed)
@@ -260,8 +276,21 @@ class OfflineMiner:
 
     # ------------------------------------------------------------------ mining
     def mine(self, embeddings: Tensor, labels: Any, *, progress: Optional[str] = None) -> Triplets:
-        """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors)."""
+        """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors).
+
+        Rows with NaN / Inf values take part in no triplet (as in online mining); the rest are mined as usual.
+        """
         labels_t, y = self._check(embeddings, labels)
+        rows = self._finite_rows(embeddings)
+        if rows is not None:
+            if rows.numel() == 0:
+                empty = torch.empty(0, dtype=torch.long)
+                self.stats = {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"),
+                              "mean_d_an": float("nan"), "index_s": 0.0, "mine_s": 0.0}
+                return Triplets(empty, empty.clone(), empty.clone())
+            t = self.mine(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)],
+                          progress=progress)
+            return Triplets(rows[t.a], rows[t.p], rows[t.n])
         t0 = time.perf_counter()
         x, ip = self._search_space(embeddings.cpu())
         xn = np.ascontiguousarray(x.float().numpy())

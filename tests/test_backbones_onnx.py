@@ -85,4 +85,4 @@ def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     wrong = tmp_path / "wrong.pt"
     torch.save(build_backbone("mobilefacenet", embedding_size=64).state_dict(), wrong)
     assert main(["--backbone", "mobilefacenet", "--checkpoint", str(wrong), "--output", str(tmp_path / "z.onnx")]) == 2
-    assert "do not fit this backbone" in capsys.readouterr().err
+    assert "wrong.pt: model.head.linear.weight: shape (64, 512) in the checkpoint" in capsys.readouterr().err

@@ -9,7 +9,8 @@ broke at batch > 1).  ``onnx`` / ``onnxruntime`` are imported only when these fu
 from __future__ import annotations
 
 import argparse
-import ast
+import inspect
+import math
 import os
 import sys
 import warnings
@@ -19,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from massface.serialization import load_backbone_weights  # the one weight loader, re-exported here
 
 
 def _input_size(model: nn.Module, input_size: int | None) -> int:
@@ -117,41 +120,54 @@ def onnx_max_abs_diff(
     return diffs
 
 
-def load_backbone_weights(model: nn.Module, checkpoint: str | os.PathLike[str]) -> None:
-    """Load a state dict (strict) from ``checkpoint``: a bare state dict or a dict holding one under
-    ``"backbone"``, ``"model"`` or ``"state_dict"`` (``module.`` prefixes from DDP are stripped)."""
-    state: Any = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if isinstance(state, dict):
-        for key in ("backbone", "model", "state_dict"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(
-            f"{checkpoint}: expected a state dict of tensors, or a dict with one under 'backbone', 'model' or "
-            "'state_dict'"
-        )
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{checkpoint}: weights do not fit this backbone: {exc}") from exc
-
-
 def _parse_option(text: str) -> tuple[str, Any]:
+    """``--set KEY=VALUE``: VALUE is parsed as YAML by the training config's override parser (one
+    implementation): ``false`` / ``False`` / ``no`` are False, ``0.4`` a float, ``[64, 128]`` a list, ``null``
+    None. A malformed value or a key that is not an option name is an argparse error naming the key."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"--set {text!r}: {key!r} is not an option name")
+    from massface.training.config import ConfigError, parse_value  # the CLI's parser; the module stays light
+
     try:
-        value: Any = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return key.strip(), value
+        value = parse_value(raw, key, f"--set {text!r}")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return key, value
+
+
+def _check_options(family: type[nn.Module], options: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Type-check ``--set`` values against the constructor's defaults (bool / int / float / str options);
+    unknown names are left to :func:`~massface.backbones.registry.build_backbone`, which lists the valid ones."""
+    params = inspect.signature(family.__init__).parameters
+    out: dict[str, Any] = {}
+    for key, value in options:
+        if key in out:
+            raise ValueError(f"--set {key} is given twice")
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            want = "a finite number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            ok, want = True, ""
+        if not ok:
+            raise ValueError(f"--set {key}: expected {want}, got {value!r}")
+        out[key] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """``massface export-onnx``: build a backbone, load weights, export to ONNX and check it with onnxruntime."""
-    from .registry import build_backbone, list_backbones
+    from .registry import build_backbone, get_spec, list_backbones
 
     parser = argparse.ArgumentParser(
         prog="massface export-onnx",
@@ -170,17 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--set", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
-        help="backbone option, e.g. --set fc_bn=False (repeatable)",
+        help="backbone option, YAML value, e.g. --set fc_bn=false --set dropout=0.2 (repeatable)",
     )
     args = parser.parse_args(argv)
     try:
-        model = build_backbone(
-            args.backbone, args.embedding_size, input_size=args.input_size, **dict(args.options)
-        )
+        options = _check_options(get_spec(args.backbone).family, args.options)
+        model = build_backbone(args.backbone, args.embedding_size, input_size=args.input_size, **options)
         if args.checkpoint is not None:
             load_backbone_weights(model, args.checkpoint)
         path = export_onnx(model, args.output, dynamic_batch=not args.static_batch, opset=args.opset)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, FileNotFoundError, TypeError) as exc:  # CheckpointError is a ValueError
         print(f"massface export-onnx: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")

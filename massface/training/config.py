@@ -1,12 +1,24 @@
 """Typed training configuration: dataclasses loaded from YAML, ``--set a.b=value`` overrides, validation.
 
 Every key is checked: an unknown key, a value of the wrong type or outside its allowed set is a
-:class:`ConfigError` that names the dotted key (``loss.triplet.miner: 'minmax' is not one of ...``).
+:class:`ConfigError` that names the dotted key (``loss.triplet.miner: 'minmax' is not one of ...``,
+``optim.lr must be a finite number > 0, got nan``).
+
+Values are checked by meaning, not only by type, with one small set of validators (:func:`_integer`,
+:func:`_number`, :func:`_path`, :func:`_name`, :func:`_device`): counts and sizes are integers in a bounded
+range (at most ``10**9``, so a ``10**30`` is refused), every float is finite, and the keys that depend on
+each other are checked together (``schedule.warmup_steps < train.steps``, milestones inside the run,
+``schedule.min_lr <= optim.lr``, ...). ``schedule.gamma`` is a decay factor: it must lie in (0, 1].
+
+Config text (files and ``--set`` values) is read as YAML with safe semantics (no Python object tags), and
+is refused with a :class:`ConfigError` when it is not UTF-8, holds duplicate keys, nests deeper than
+``_MAX_DEPTH`` levels or expands (aliases included) to more than ``_MAX_NODES`` nodes, or is recursive.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +43,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "apply_overrides",
+    "parse_value",
+    "check_schedule",
 ]
 
 
@@ -38,6 +52,86 @@ class ConfigError(ValueError):
     """A configuration key is unknown, missing or has a bad value; the message names the dotted key."""
 
 
+# ------------------------------------------------------------------------------------------- bounds
+_MAX_SIZE = 10**9  # counts, sizes, steps: generous, but a typo like 10**30 is refused
+_MAX_WORKERS = 1024  # data loader processes
+_MAX_SEED = 2**63 - 1
+_MAX_INT = 2**63 - 1  # any integer key, before its own range check
+_MAX_DEPTH = 32  # nesting of YAML collections (a config uses 4)
+_MAX_NODES = 10_000  # YAML nodes, after alias expansion too (a config uses ~200)
+_MAX_FILE_BYTES = 4 * 2**20  # a config file is a few KiB
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+# ----------------------------------------------------------------------------------------- validators
+def _show(value: Any) -> str:
+    """A short, always printable rendering (``repr``) of a user-supplied value for an error message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        digits = int(value.bit_length() * math.log10(2)) + 1  # str() of a huge int may itself be refused
+        return f"{'-' if value < 0 else ''}an integer of about {digits} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _integer(key: str, value: int, lo: int = 1, hi: int = _MAX_SIZE) -> None:
+    """``lo <= value <= hi`` (``value`` is already an int)."""
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key} must be >= {lo} and <= {hi:_}, got {_show(value)}")
+
+
+def _number(key: str, value: float, lo: Optional[float] = None, hi: Optional[float] = None, *,
+            lo_open: bool = False, hi_open: bool = False, hi_name: Optional[str] = None) -> None:
+    """A finite float within the given bounds (open or closed); ``hi_name`` names a bound set by another key."""
+    ok = math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if ok:
+        return
+    hi_text = f"{hi_name} = {hi:g}" if hi_name else (f"{hi:g}" if hi is not None else "")
+    if lo is not None and hi is not None:
+        want = f"in {'(' if lo_open else '['}{lo:g}, {hi_text}{')' if hi_open else ']'}"
+    elif lo is not None:
+        want = f"{'>' if lo_open else '>='} {lo:g}"
+    elif hi is not None:
+        want = f"{'<' if hi_open else '<='} {hi_text}"
+    else:
+        want = ""
+    raise ConfigError(f"{key} must be a finite number{' ' + want if want else ''}, got {_show(value)}")
+
+
+def _path(key: str, value: Optional[str], optional: bool = True) -> None:
+    """A file or directory name: not empty, not only whitespace, no NUL byte (``None`` allowed if optional)."""
+    if value is None and optional:
+        return
+    if value is None or not value.strip() or "\x00" in value:
+        raise ConfigError(f"{key} must be a non-empty path{' or null' if optional else ''}, got {_show(value)}")
+
+
+def _name(key: str, value: Optional[str], optional: bool = False) -> None:
+    """A non-blank name (``None`` allowed if optional)."""
+    if value is None and optional:
+        return
+    if value is None or not value.strip():
+        raise ConfigError(f"{key} must be a non-empty name{' or null' if optional else ''}, got {_show(value)}")
+
+
+def _device(key: str, value: str) -> None:
+    """``"auto"`` or a device string torch parses, of type cpu / cuda / mps; the device need not exist."""
+    if value == "auto":
+        return
+    import torch  # only to parse the string; nothing is allocated
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        dev = None
+    if dev is None or dev.type not in _DEVICE_TYPES:
+        raise ConfigError(f"{key} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {_show(value)}")
+
+
+# -------------------------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
     """Training data: format, location, P×K batch layout, loader workers and augmentation."""
@@ -55,17 +149,16 @@ class DataConfig:
     min_images: int = 2
     workers: int = 2
     transform: Literal["default", "light", "occlusion", "none"] = "default"
+    max_pixels: int = 40_000_000  # largest decoded image (width × height) a reader accepts: max_pixels=
 
     def validate(self, path: str) -> None:
-        _positive(f"{path}.p", self.p)
-        _positive(f"{path}.k", self.k)
-        _positive(f"{path}.min_images", self.min_images)
-        _positive(f"{path}.synthetic_identities", self.synthetic_identities)
-        _positive(f"{path}.synthetic_images_per_identity", self.synthetic_images_per_identity)
-        if self.workers < 0:
-            raise ConfigError(f"{path}.workers must be >= 0, got {self.workers}")
-        if not 0.0 <= self.synthetic_difficulty <= 1.0:
-            raise ConfigError(f"{path}.synthetic_difficulty must be in [0, 1], got {self.synthetic_difficulty}")
+        for name in ("p", "k", "min_images", "synthetic_identities", "synthetic_images_per_identity",
+                     "synthetic_image_size", "max_pixels"):
+            _integer(f"{path}.{name}", getattr(self, name))
+        _integer(f"{path}.workers", self.workers, 0, _MAX_WORKERS)
+        _number(f"{path}.synthetic_difficulty", self.synthetic_difficulty, 0.0, 1.0)
+        _path(f"{path}.path", self.path)
+        _path(f"{path}.data_root", self.data_root)
         if self.format != "synthetic" and not self.path:
             raise ConfigError(f"{path}.path is required for format {self.format!r}")
         if self.format == "tfrecord" and not self.data_root:
@@ -85,11 +178,13 @@ class ModelConfig:
     channels_last: bool = False
 
     def validate(self, path: str) -> None:
-        _positive(f"{path}.embedding_size", self.embedding_size)
-        if self.input_size < 16 or self.input_size % 16:
-            raise ConfigError(f"{path}.input_size must be a positive multiple of 16, got {self.input_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"{path}.dropout must be in [0, 1), got {self.dropout}")
+        _name(f"{path}.backbone", self.backbone)
+        _integer(f"{path}.embedding_size", self.embedding_size)
+        if self.input_size < 16 or self.input_size % 16 or self.input_size > _MAX_SIZE:
+            raise ConfigError(f"{path}.input_size must be a positive multiple of 16 (<= {_MAX_SIZE:_}), "
+                              f"got {_show(self.input_size)}")
+        _number(f"{path}.dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        _path(f"{path}.init_checkpoint", self.init_checkpoint)
 
 
 MinerName = Literal["all", "hardest", "min_min", "min_max", "random", "semihard"]
@@ -109,6 +204,12 @@ class TripletConfig:
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
     max_triplets: Optional[int] = None
 
+    def validate(self, path: str) -> None:
+        _number(f"{path}.weight", self.weight, 0.0)
+        _number(f"{path}.margin", self.margin, 0.0)
+        if self.max_triplets is not None:
+            _integer(f"{path}.max_triplets", self.max_triplets)
+
 
 @dataclass
 class HeadConfig:
@@ -117,9 +218,18 @@ class HeadConfig:
     name: Optional[str] = None  # softmax | normface | sphereface | cosface | arcface | combined | curricularface | ...
     weight: float = 1.0
     s: float = 64.0
-    m: Optional[float] = None  # the head's default when omitted
+    m: Optional[float] = None  # the head's default when omitted; its range is checked by the head
     pretrain_steps: int = 0  # train the head alone (backbone frozen) first
     lr_scale: float = 1.0
+
+    def validate(self, path: str) -> None:
+        _name(f"{path}.name", self.name, optional=True)
+        _number(f"{path}.weight", self.weight, 0.0)
+        _number(f"{path}.s", self.s, 0.0, lo_open=True)
+        if self.m is not None:
+            _number(f"{path}.m", self.m)
+        _integer(f"{path}.pretrain_steps", self.pretrain_steps, 0)
+        _number(f"{path}.lr_scale", self.lr_scale, 0.0, lo_open=True)
 
 
 @dataclass
@@ -130,10 +240,13 @@ class LossConfig:
     def validate(self, path: str) -> None:
         if not self.triplet.enabled and not self.head.name:
             raise ConfigError(f"{path}: enable loss.triplet or name a loss.head — there is nothing to train")
-        if self.triplet.max_triplets is not None:
-            _positive(f"{path}.triplet.max_triplets", self.triplet.max_triplets)
-        if self.head.pretrain_steps < 0:
-            raise ConfigError(f"{path}.head.pretrain_steps must be >= 0, got {self.head.pretrain_steps}")
+        active = ([f"{path}.triplet.weight"] if self.triplet.enabled else []) + (
+            [f"{path}.head.weight"] if self.head.name else [])
+        weights = ([self.triplet.weight] if self.triplet.enabled else []) + (
+            [self.head.weight] if self.head.name else [])
+        if not any(weights):
+            raise ConfigError(f"{' and '.join(active)} {'are both' if len(active) > 1 else 'is'} 0 — "
+                              "nothing would be trained; at least one must be > 0")
         if self.head.pretrain_steps and not self.head.name:
             raise ConfigError(f"{path}.head.pretrain_steps needs loss.head.name")
 
@@ -165,13 +278,12 @@ class MiningConfig:
 
     def validate(self, path: str) -> None:
         for name in ("scale", "neighbours", "nprobe", "hnsw_m", "ef_search", "embed_batch_size", "memory_size"):
-            _positive(f"{path}.{name}", getattr(self, name))
+            _integer(f"{path}.{name}", getattr(self, name))
         for name in ("max_batches_per_pool", "subset", "nlist"):
             if getattr(self, name) is not None:
-                _positive(f"{path}.{name}", getattr(self, name))
+                _integer(f"{path}.{name}", getattr(self, name))
         for name in ("refresh_every", "memory_start"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{path}.{name} must be >= 0, got {getattr(self, name)}")
+            _integer(f"{path}.{name}", getattr(self, name), 0)
 
 
 @dataclass
@@ -185,12 +297,14 @@ class OptimConfig:
     no_decay_bn_bias: bool = True
 
     def validate(self, path: str) -> None:
-        if self.lr <= 0:
-            raise ConfigError(f"{path}.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"{path}.weight_decay must be >= 0, got {self.weight_decay}")
+        _number(f"{path}.lr", self.lr, 0.0, lo_open=True)
+        _number(f"{path}.momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        _number(f"{path}.weight_decay", self.weight_decay, 0.0)
+        _number(f"{path}.eps", self.eps, 0.0, lo_open=True)
         if len(self.betas) != 2:
-            raise ConfigError(f"{path}.betas must have two values, got {self.betas}")
+            raise ConfigError(f"{path}.betas must have two values, got {_show(self.betas)}")
+        for i, beta in enumerate(self.betas):
+            _number(f"{path}.betas[{i}]", beta, 0.0, 1.0, hi_open=True)
 
 
 @dataclass
@@ -198,15 +312,34 @@ class ScheduleConfig:
     kind: Literal["constant", "step", "poly", "cosine"] = "cosine"
     warmup_steps: int = 0
     milestones: list[int] = field(default_factory=list)  # for "step", in optimizer steps
-    gamma: float = 0.1
+    gamma: float = 0.1  # "step": the lr is multiplied by gamma at each milestone; a decay, in (0, 1]
     power: float = 2.0
     min_lr: float = 0.0
 
     def validate(self, path: str) -> None:
-        if self.warmup_steps < 0:
-            raise ConfigError(f"{path}.warmup_steps must be >= 0, got {self.warmup_steps}")
-        if sorted(self.milestones) != list(self.milestones):
-            raise ConfigError(f"{path}.milestones must be increasing, got {self.milestones}")
+        _integer(f"{path}.warmup_steps", self.warmup_steps, 0)
+        for i, milestone in enumerate(self.milestones):
+            _integer(f"{path}.milestones[{i}]", milestone)
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ConfigError(f"{path}.milestones must be strictly increasing, got {_show(self.milestones)}")
+        _number(f"{path}.gamma", self.gamma, 0.0, 1.0, lo_open=True)
+        _number(f"{path}.power", self.power, 0.0, lo_open=True)
+        _number(f"{path}.min_lr", self.min_lr, 0.0)
+
+
+def check_schedule(schedule: ScheduleConfig, steps: int, lr: float, path: str = "schedule") -> None:
+    """Check ``schedule`` on its own and against the run it drives (``steps`` = ``train.steps``,
+    ``lr`` = ``optim.lr``): warm-up shorter than the run, milestones inside it, ``min_lr <= lr``.
+    Raises :class:`ConfigError` naming the key. Used by :func:`config_from_dict` and ``build_scheduler``."""
+    schedule.validate(path)
+    _integer("train.steps", steps)
+    _number("optim.lr", lr, 0.0, lo_open=True)
+    if schedule.warmup_steps >= steps:
+        raise ConfigError(f"{path}.warmup_steps must be < train.steps ({steps}), got {schedule.warmup_steps}")
+    for i, milestone in enumerate(schedule.milestones):
+        if milestone >= steps:
+            raise ConfigError(f"{path}.milestones[{i}] must be < train.steps ({steps}), got {milestone}")
+    _number(f"{path}.min_lr", schedule.min_lr, 0.0, lr, hi_name="optim.lr")
 
 
 @dataclass
@@ -219,17 +352,15 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     on_nan: Literal["stop", "skip"] = "stop"
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     deterministic: bool = False
 
     def validate(self, path: str) -> None:
-        _positive(f"{path}.steps", self.steps)
-        _positive(f"{path}.grad_accum", self.grad_accum)
-        _positive(f"{path}.log_every", self.log_every)
-        _positive(f"{path}.checkpoint_every", self.checkpoint_every)
-        _positive(f"{path}.keep_checkpoints", self.keep_checkpoints)
-        if self.clip_norm is not None and self.clip_norm <= 0:
-            raise ConfigError(f"{path}.clip_norm must be > 0 or null, got {self.clip_norm}")
+        for name in ("steps", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
+            _integer(f"{path}.{name}", getattr(self, name))
+        if self.clip_norm is not None:
+            _number(f"{path}.clip_norm", self.clip_norm, 0.0, lo_open=True)
+        _device(f"{path}.device", self.device)
 
 
 @dataclass
@@ -238,6 +369,12 @@ class EvalConfig:
     every: int = 0  # steps; 0 = only at the end
     batch_size: int = 64
     flip: bool = True
+
+    def validate(self, path: str) -> None:
+        for i, item in enumerate(self.sets):
+            _path(f"{path}.sets[{i}]", item, optional=False)
+        _integer(f"{path}.every", self.every, 0)
+        _integer(f"{path}.batch_size", self.batch_size)
 
 
 @dataclass
@@ -255,10 +392,16 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-
-def _positive(key: str, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"{key} must be >= 1, got {value}")
+    def validate(self, path: str = "") -> None:
+        """The top-level keys and the checks that span sections (each section validated itself already)."""
+        _integer("seed", self.seed, 0, _MAX_SEED)
+        _path("output_dir", self.output_dir, optional=False)
+        check_schedule(self.schedule, self.train.steps, self.optim.lr)
+        if self.mining.mode != "online" and not self.loss.triplet.enabled:
+            raise ConfigError(f"mining.mode: {self.mining.mode!r} mines triplets but loss.triplet is disabled")
+        if self.mining.mode in ("semi_online", "offline") and self.data.p * self.data.k < 3:
+            raise ConfigError(f"mining.mode {self.mining.mode!r}: a batch of data.p × data.k = "
+                              f"{self.data.p * self.data.k} images cannot hold one whole triplet (needs >= 3)")
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -272,30 +415,42 @@ def _check(key: str, tp: Any, value: Any) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _check(key, inner[0], value)
     if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+        if isinstance(value, bool) or value not in args:  # (True == 1: a bool never matches a name)
+            raise ConfigError(f"{key}: {_show(value)} is not one of {list(args)}")
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {_show(value)}")
         return [_check(f"{key}[{i}]", args[0], v) for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {_show(value)}")
+        if abs(value) > _MAX_INT:
+            raise ConfigError(f"{key} must be an integer of at most {_MAX_INT:_}, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: expected a number, got {_show(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{key} must be a finite number, got {_show(value)}") from None
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_show(value)}")
         return value
     raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, list) and any(_nonfinite(v) for v in value)
 
 
 def _build(cls: type, data: Any, path: str) -> Any:
@@ -303,65 +458,240 @@ def _build(cls: type, data: Any, path: str) -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    for name in data:
+        if not isinstance(name, str):
+            raise ConfigError(f"{path or 'config'}: key {_show(name)} is not a name")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]!s}; {path or 'config'} accepts {sorted(names)}")
+        name = unknown[0] if len(unknown[0]) <= 80 else unknown[0][:77] + "..."
+        raise ConfigError(f"unknown key {where}{name}; {path or 'config'} accepts {sorted(names)}")
     kwargs = {name: _check(f"{path}.{name}" if path else name, hints[name], value) for name, value in data.items()}
     obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        validate(path or "config")
+    obj.validate(path)
+    # the net under the validators: no float anywhere may be NaN or infinite
+    for f in dataclasses.fields(obj):
+        if _nonfinite(getattr(obj, f.name)):
+            key = f"{path}.{f.name}" if path else f.name
+            raise ConfigError(f"{key} must be finite, got {_show(getattr(obj, f.name))}")
     return obj
 
 
 def config_from_dict(data: dict) -> Config:
     """Build and validate a :class:`Config` from a nested mapping."""
-    cfg = _build(Config, data, "")
-    if cfg.mining.mode != "online" and not cfg.loss.triplet.enabled:
-        raise ConfigError(f"mining.mode: {cfg.mining.mode!r} mines triplets but loss.triplet is disabled")
-    if cfg.mining.mode in ("semi_online", "offline") and cfg.data.p * cfg.data.k < 3:
-        raise ConfigError(f"mining.mode {cfg.mining.mode!r}: a batch of data.p × data.k = "
-                          f"{cfg.data.p * cfg.data.k} images cannot hold one whole triplet (needs >= 3)")
-    return cfg
+    return _build(Config, data, "")
 
 
 def config_to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+# ------------------------------------------------------------------------------------------ YAML reading
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python object tags) that refuses duplicate keys, nesting deeper than
+    ``_MAX_DEPTH``, recursive documents and documents expanding (aliases included) to over ``_MAX_NODES``."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._paths: dict[int, str] = {}  # id(mapping node) -> dotted key, for messages
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - yaml.composer.Composer hook
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._nodes > _MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {_MAX_NODES:_} values", self.peek_event().start_mark)
+            if self._depth > _MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {_MAX_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def check_node(self, root: yaml.Node) -> None:
+        """Expanded size, expanded depth and cycles of the node graph, without recursion; records paths."""
+        sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded nodes, expanded depth)
+        on_path: set[int] = set()
+        stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
+        while stack:
+            node, path, done = stack.pop()
+            ident = id(node)
+            children = self._children(node, path)
+            if done:
+                on_path.discard(ident)
+                total = 1 + sum(sizes[id(c)][0] for c, _ in children)
+                depth = 1 + max((sizes[id(c)][1] for c, _ in children), default=0)
+                if total > _MAX_NODES or depth > _MAX_DEPTH:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"the document expands to more than {_MAX_NODES:_} values or deeper than "
+                        f"{_MAX_DEPTH} levels (aliases are expanded)", node.start_mark)
+                sizes[ident] = (total, depth)
+                continue
+            if ident in sizes:
+                continue
+            if ident in on_path:
+                raise yaml.composer.ComposerError(None, None, "a recursive alias (a value containing itself)",
+                                                  node.start_mark)
+            on_path.add(ident)
+            if isinstance(node, yaml.MappingNode):
+                self._paths.setdefault(ident, path)
+            stack.append((node, path, True))
+            for child, child_path in children:
+                if id(child) in on_path:
+                    raise yaml.composer.ComposerError(None, None, "a recursive alias (a value containing itself)",
+                                                      child.start_mark)
+                if id(child) not in sizes:
+                    stack.append((child, child_path, False))
+
+    @staticmethod
+    def _children(node: yaml.Node, path: str) -> list[tuple[yaml.Node, str]]:
+        if isinstance(node, yaml.SequenceNode):
+            return [(c, f"{path}[{i}]") for i, c in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            out = []
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                out.append((key, path))
+                out.append((value, f"{path}.{name}" if path else str(name)))
+            return out
+        return []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # noqa: D102
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            where = self._paths.get(id(node), "")
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` — its keys may be overridden here
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # the base class reports the unhashable key
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, str):  # `1:` or `yes:` — no config key is a number or a boolean
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {_show(key)}{' in ' + where if where else ''} at line {line} is not a "
+                        "name (quote it to use it as text)", key_node.start_mark)
+                if key in seen:
+                    dotted = f"{where}.{key}" if where else str(key)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_show(dotted)} at line {line} (first given at line "
+                        f"{seen[key]})", key_node.start_mark)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, name: str) -> Any:
+    """Parse one YAML document with :class:`_BoundedLoader`; YAML problems raise ``yaml.YAMLError``
+    (whose marks call the text ``name``)."""
+    loader = _BoundedLoader(text)
+    loader.name = name
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        loader.check_node(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(err: BaseException) -> str:
+    if isinstance(err, yaml.YAMLError):
+        return str(err)
+    if isinstance(err, RecursionError):
+        return "the document nests too deeply"
+    if isinstance(err, ValueError) and "integer string conversion" in str(err):
+        return "an integer with thousands of digits"
+    return f"{type(err).__name__}: {_show(str(err))}"
+
+
+_LOAD_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError, MemoryError)
+
+
+def parse_value(raw: str, key: str, where: Optional[str] = None) -> Any:
+    """Parse one override value as YAML (numbers, booleans, null, lists; an empty value is ``""``).
+
+    ``"false"`` is ``False``, ``"1e-3"`` stays a string (YAML 1.1 floats need a dot: ``1.0e-3``), ``.nan`` is
+    NaN (refused later by the key's check). A malformed value raises :class:`ConfigError` naming ``key``
+    (and ``where``, e.g. the whole ``--set`` item). Shared by ``--set`` of ``massface train`` and
+    ``massface export-onnx``.
+    """
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where or key}: the value of {key} must be text, got {type(raw).__name__}")
+    if not raw.strip():
+        return ""
+    try:
+        return _load_yaml(raw, f"<value of {key}>")
+    except _LOAD_ERRORS as err:
+        raise ConfigError(f"{where + ': ' if where else ''}{key}: value {_show(raw)} is not a valid YAML "
+                          f"value: {_yaml_problem(err)}") from None
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b.c=value`` overrides (value parsed as YAML: numbers, booleans, null, lists) to ``data``."""
     for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(f"override {_show(item)} must be a string like key.path=value")
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.path=value")
+            raise ConfigError(f"override {_show(item)} must look like key.path=value")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        if not all(parts):
-            raise ConfigError(f"override {item!r} has an empty key part")
+        key = key.strip()
+        parts = key.split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"override {_show(item)} has an empty key part")
+        value = parse_value(raw, key, f"override {_show(item)}")
         node = data
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:  # absent, or `section:` left empty in the file
+                child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
+                raise ConfigError(f"override {_show(item)}: {'.'.join(parts[:depth + 1])} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[parts[-1]] = value
     return data
 
 
 def load_config(path: Optional[Union[str, Path]], overrides: Optional[list[str]] = None) -> Config:
     """Read a YAML file (or start from defaults when ``path`` is None), apply overrides, validate."""
-    data: dict = {}
+    data: Any = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+            path = Path(path)
+            exists, regular = path.exists(), path.is_file()
+        except (OSError, ValueError, TypeError) as err:  # e.g. a NUL byte in the name
+            raise ConfigError(f"config file {_show(str(path))} cannot be used: {err}") from None
+        if not exists:
+            raise ConfigError(f"config file {path} does not exist")
+        if not regular:
+            raise ConfigError(f"config file {path} is not a regular file")
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(_MAX_FILE_BYTES + 1)
+        except OSError as err:
+            raise ConfigError(f"config file {path} cannot be read: {err}") from None
+        if len(raw) > _MAX_FILE_BYTES:
+            raise ConfigError(f"config file {path} is larger than {_MAX_FILE_BYTES // 2**20} MiB; "
+                              "a config is a few KiB")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[:err.start].count(b"\n") + 1
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}, line {line}: "
+                              f"{raw[err.start:err.start + 1]!r})") from None
+        try:
+            data = _load_yaml(text, str(path))
+        except _LOAD_ERRORS as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(err)}") from None
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return config_from_dict(apply_overrides(data, list(overrides or [])))

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from massface.training.config import ScheduleConfig
+from massface.training.config import ScheduleConfig, check_schedule
 
 __all__ = ["lr_factor", "build_scheduler"]
 
@@ -37,5 +37,11 @@ def lr_factor(step: int, cfg: ScheduleConfig, total_steps: int, base_lr: float) 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int,
                     base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` applying :func:`lr_factor` to every parameter group (their own base lrs kept)."""
+    """A ``LambdaLR`` applying :func:`lr_factor` to every parameter group (their own base lrs kept).
+
+    ``cfg`` is checked against the run first (:func:`~massface.training.config.check_schedule`: warm-up
+    shorter than ``total_steps``, milestones inside it, ``0 < gamma <= 1``, ``0 <= min_lr <= base_lr``, ...),
+    so a schedule built by hand cannot give a negative or NaN learning rate; a ``ConfigError`` names the key.
+    """
+    check_schedule(cfg, total_steps, base_lr)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps, base_lr))

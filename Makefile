@@ -6,7 +6,7 @@ TORCH  ?= torch
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.massface-installed
 
-.PHONY: venv demo quickstart test bench clean
+.PHONY: venv demo quickstart test check-install bench clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ quickstart: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# the console script of a non-editable install (wheel -> fresh venv): `massface --help`, `train --print-config`
+check-install: venv
+	.ci/check-install $(PY)
 
 bench: venv
 	$(PY) benchmarks/bench_mining.py --quick

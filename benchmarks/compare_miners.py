@@ -55,7 +55,7 @@ def run_one(name: str, miner: str, mode: str, rec: Path, bin_path: Path, out: Pa
         "eval": {"sets": [str(bin_path)], "every": args.eval_every, "batch_size": 128},
     })
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, resume=False, log=lambda m: None)
+    trainer = Trainer(cfg, resume=False, overwrite=True, log=lambda m: None)
     untrained = evaluate_bin(trainer.model.eval(), bin_path, batch_size=128) if evaluate_untrained else None
     fit = trainer.fit()
     seconds = time.perf_counter() - t0

@@ -25,7 +25,7 @@ from typing import Iterator, Literal, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import BatchSampler
 
 __all__ = ["PKSampler"]
 
@@ -82,8 +82,11 @@ class _RankBatch:
     last_take: int = 0
 
 
-class PKSampler(Sampler[list[int]]):
+class PKSampler(BatchSampler):
     """Batch sampler of P identities × K images (use as ``DataLoader(ds, batch_sampler=PKSampler(...))``).
+
+    It is a :class:`torch.utils.data.BatchSampler`, so code that dispatches on that type (PML's trainers,
+    ``get_train_dataloader``) hands it to the DataLoader as ``batch_sampler``.
 
     Args:
         labels: identity label of every dataset item (sequence, numpy array or tensor of ints ≥ 0).
@@ -98,7 +101,8 @@ class PKSampler(Sampler[list[int]]):
             is completed with identities from the start of the permutation.
 
     ``len(sampler)`` is the number of batches per epoch on each rank. ``set_epoch(e)`` selects the epoch; an
-    epoch iterated to the end advances to the next one by itself. ``state_dict()`` / ``load_state_dict()``
+    epoch iterated to the end — exhausted, or all ``len(sampler)`` batches taken and the iterator dropped, as
+    ``zip(range(len(loader)), loader)`` does — advances to the next one by itself. ``state_dict()`` / ``load_state_dict()``
     save and restore (epoch, cursor); pass ``batches_done`` to ``state_dict`` when a DataLoader prefetches
     ahead of training.
     """
@@ -229,6 +233,11 @@ class PKSampler(Sampler[list[int]]):
         epoch, start = self.epoch, self._cursor
         perm = self._permutation(epoch)
         plan = self._plan(perm, start)
+        if not plan and start > 0:  # the epoch's batches were all taken (or a checkpoint ended it): next one
+            epoch, start = epoch + 1, 0
+            self.epoch, self._cursor = epoch, start
+            perm = self._permutation(epoch)
+            plan = self._plan(perm, start)
         self._iter_start, self._iter_epoch = start, epoch
         self._step_cursors = [step[-1].stop for step in plan]
         self._yielded = 0

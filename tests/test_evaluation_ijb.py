@@ -269,7 +269,7 @@ def test_extract_pool_verify_pipeline(tmp_path, monkeypatch):
     torch.jit.script(Net()).save(str(ts))
     from massface.evaluation.cli import main
 
-    assert main(["--model", str(ts), "--ijb", str(root), "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]) == 0
+    assert main(["--model", str(ts), "--trust-torchscript", "--ijb", str(root), "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]) == 0
     import json
 
     data = json.loads((tmp_path / "o" / "results.json").read_text())

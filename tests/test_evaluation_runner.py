@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from massface.evaluation.report import format_table, write_report  # noqa: E402
 from massface.evaluation.runner import embed_images, find_bins, load_model  # noqa: E402
+from massface.serialization import CheckpointError  # noqa: E402
 from massface.evaluation.verification import evaluate_pairs  # noqa: E402
 
 
@@ -84,7 +85,9 @@ def test_load_model_torchscript_and_onnx(tmp_path):
     ref = embed_images(net, imgs)
     ts = tmp_path / "net.pt"
     torch.jit.script(net).save(str(ts))
-    np.testing.assert_allclose(embed_images(load_model(ts), imgs), ref, rtol=1e-6)
+    with pytest.raises(CheckpointError, match="TorchScript program"):
+        load_model(ts)  # a program: refused unless trusted
+    np.testing.assert_allclose(embed_images(load_model(ts, trust_torchscript=True), imgs), ref, rtol=1e-6)
     pytest.importorskip("onnxruntime")
     onnx_path = tmp_path / "net.onnx"
     torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(onnx_path), input_names=["data"],
@@ -169,7 +172,9 @@ def test_evaluate_bin_and_cli(tmp_path, monkeypatch):
 
     ts = tmp_path / "net.pt"
     torch.jit.script(net).save(str(ts))
-    rc = main(["--model", str(ts), "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet",
+    assert main(["--model", str(ts), "--data-dir", str(tmp_path), "--out", str(tmp_path / "refused")]) == 2
+    assert not (tmp_path / "refused").exists()
+    rc = main(["--model", str(ts), "--trust-torchscript", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet",
                "--batch-size", "16", "--thresholds", "exact", "--no-plots"])
     assert rc == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -209,8 +214,8 @@ def test_lfw_pairs_txt_through_cli(tmp_path):
     assert res.num_pairs == 20 and int(res.issame.sum()) == 10
     ts = tmp_path / "net.pt"
     torch.jit.script(net).save(str(ts))
-    argv = ["--model", str(ts), "--lfw-pairs", str(tmp_path / "pairs.txt"), "--lfw-root", str(root),
+    argv = ["--model", str(ts), "--trust-torchscript", "--lfw-pairs", str(tmp_path / "pairs.txt"), "--lfw-root", str(root),
             "--lfw-ext", "png", "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]
     assert main(argv) == 0
     assert json.loads((tmp_path / "o" / "results.json").read_text())["sets"]["lfw_pairs"]["num_pairs"] == 20
-    assert main(argv[:4]) == 2  # --lfw-pairs without --lfw-root
+    assert main(argv[:5]) == 2  # --lfw-pairs without --lfw-root

@@ -27,6 +27,7 @@ _EXPORTS = {
     "evaluate_lfw_pairs": "runner",
     "evaluate_images": "runner",
     "load_model": "runner",
+    "is_torchscript": "runner",
     "embed_images": "runner",
     "write_report": "report",
     "format_table": "report",

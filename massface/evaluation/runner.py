@@ -24,6 +24,7 @@ from massface.evaluation.verification import PairEvaluation, ThresholdMode, eval
 __all__ = [
     "KNOWN_SETS",
     "OnnxModel",
+    "is_torchscript",
     "load_model",
     "embed_batch",
     "embed_images",
@@ -58,17 +59,40 @@ class OnnxModel:
         return out
 
 
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding ``code/`` entries), read from the zip's
+    directory only — nothing in it is loaded or run."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any("/code/" in name or name.startswith("code/") for name in names)
+
+
 def load_model(
     path: str | Path,
     backbone: str | None = None,
     embedding_size: int | None = None,
     device: Any = "cpu",
+    trust_torchscript: bool = False,
 ) -> Callable[[Any], Any]:
-    """Open an embedding model: ``.onnx`` (onnxruntime), TorchScript, or a state dict + ``backbone`` name.
+    """Open an embedding model: ``.onnx`` (onnxruntime), a state dict + ``backbone`` name, or TorchScript.
 
-    State dicts may be bare or under ``"backbone"`` / ``"model"`` / ``"state_dict"`` (see
-    ``massface.backbones.onnx.load_backbone_weights``).
+    State dicts may be bare or under ``"backbone"`` / ``"model"`` / ``"state_dict"`` and are read with
+    :func:`massface.serialization.load_backbone_weights` (``weights_only=True``: nothing in the file runs).
+    A TorchScript archive is a program — its ``forward`` is code from the file — so it is refused unless
+    ``trust_torchscript=True`` (``massface eval --trust-torchscript``) says its source is trusted.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        CheckpointError: a TorchScript file without ``trust_torchscript``, a state dict without ``backbone``,
+            or weights that do not fit the backbone (naming the file and the first mismatching key).
     """
+    from massface.serialization import CheckpointError, load_backbone_weights
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -76,19 +100,21 @@ def load_model(
         return OnnxModel(path)
     import torch
 
-    import warnings
+    if is_torchscript(path):
+        if not trust_torchscript:
+            raise CheckpointError(path, "is a TorchScript program (its forward is code from the file); refused "
+                                        "unless its source is trusted: pass trust_torchscript=True "
+                                        "(massface eval --trust-torchscript), or evaluate a state dict with "
+                                        "--backbone or an ONNX export")
+        import warnings
 
-    try:
         with warnings.catch_warnings():  # torch.jit.load's own deprecation notice
             warnings.simplefilter("ignore", DeprecationWarning)
-            model = torch.jit.load(str(path), map_location=device)
-        return model.eval()
-    except (RuntimeError, ValueError):
-        pass  # not TorchScript: a state dict
+            return torch.jit.load(str(path), map_location=device).eval()
     if backbone is None:
-        raise ValueError(f"{path} is a state dict, not TorchScript / ONNX: pass the backbone name it was trained with")
+        raise CheckpointError(path, "is a state dict, not TorchScript / ONNX: pass the backbone name it was "
+                                    "trained with (--backbone)")
     from massface.backbones import build_backbone
-    from massface.backbones.onnx import load_backbone_weights
 
     net = build_backbone(backbone, embedding_size)
     load_backbone_weights(net, path)

@@ -1,7 +1,9 @@
-"""Atomic checkpoints: ``latest.pt`` plus periodic ``step_XXXXXXXX.pt``, the oldest pruned.
+"""Training checkpoints: atomic writes, ``latest.pt`` plus periodic ``step_XXXXXXXX.pt`` (oldest pruned).
 
-A checkpoint is written to a temporary file in the same directory, flushed to disk and renamed over the
-target, so a kill at any moment leaves either the previous or the new file — never a torn one.
+Reading goes through :func:`massface.serialization.load_checkpoint` (``weights_only=True``: nothing in the
+file is executed). Writing goes through a temporary file in the same directory, flushed to disk and renamed over the target,
+so a kill at any moment leaves either the previous or the new file — never a torn one. A temporary file
+orphaned by such a kill is removed by :meth:`CheckpointManager.remove_orphans` on the next start.
 """
 
 from __future__ import annotations
@@ -9,17 +11,31 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
 
-__all__ = ["atomic_save", "CheckpointManager"]
+from massface.serialization import CheckpointError, PathLike, load_checkpoint, load_module_state
+
+__all__ = [
+    "CheckpointError",
+    "TRAINER_FIELDS",
+    "atomic_save",
+    "load_checkpoint",
+    "load_module_state",
+    "CheckpointManager",
+]
 
 _STEP_FILE = re.compile(r"^step_(\d{8,})\.pt$")
+_TMP_FILE = re.compile(r"^\..+\.pt\..+\.tmp$")  # what atomic_save's mkstemp names look like
+
+#: fields every trainer checkpoint holds (``Trainer.state_dict``)
+TRAINER_FIELDS = ("step", "model", "head", "optimizer", "scheduler", "scaler", "sampler", "rng", "world_size")
 
 
-def atomic_save(obj: Any, path: Union[str, Path]) -> Path:
+def atomic_save(obj: Any, path: PathLike) -> Path:
     """``torch.save(obj, path)`` through a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +57,7 @@ class CheckpointManager:
     """Saves training state under ``directory``: ``latest.pt`` on every save, ``step_N.pt`` on periodic
     saves (keeping the newest ``keep``)."""
 
-    def __init__(self, directory: Union[str, Path], keep: int = 3) -> None:
+    def __init__(self, directory: PathLike, keep: int = 3) -> None:
         self.directory = Path(directory)
         self.keep = keep
 
@@ -64,11 +80,25 @@ class CheckpointManager:
         for old in self.periodic()[: -self.keep]:
             old.unlink(missing_ok=True)
 
-    def load_latest(self, map_location: Union[str, torch.device] = "cpu") -> Optional[dict]:
-        """The latest state, or None when there is none yet."""
-        if not self.latest.is_file():
+    def has_checkpoint(self) -> bool:
+        """Whether any checkpoint (``latest.pt`` in any form, or a periodic one) exists here."""
+        return os.path.lexists(self.latest) or bool(self.periodic())
+
+    def remove_orphans(self) -> list[Path]:
+        """Delete temporary files left by a write that was killed (``.latest.pt.XXXX.tmp``); returns them."""
+        if not self.directory.is_dir():
+            return []
+        removed = []
+        for p in self.directory.iterdir():
+            if _TMP_FILE.match(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
+    def load_latest(self, map_location: Union[str, torch.device] = "cpu",
+                    required: Iterable[str] = TRAINER_FIELDS) -> Optional[dict]:
+        """The latest state, or None when no ``latest.pt`` exists; anything else there that is not a
+        readable trainer checkpoint (a directory, a broken link, ``{}``) is a :class:`CheckpointError`."""
+        if not os.path.lexists(self.latest):
             return None
-        try:
-            return torch.load(self.latest, map_location=map_location, weights_only=False)
-        except Exception as err:  # a truncated file cannot come from atomic_save; say which file is bad
-            raise RuntimeError(f"checkpoint {self.latest} cannot be read: {err}") from err
+        return load_checkpoint(self.latest, map_location=map_location, required=required)

@@ -20,7 +20,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("config", nargs="?", help="YAML config (omit to start from the defaults)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set loss.triplet.miner=hardest (repeatable)")
-    ap.add_argument("--no-resume", action="store_true", help="ignore OUTPUT_DIR/checkpoints/latest.pt")
+    ap.add_argument("--no-resume", action="store_true",
+                    help="start from step 0 instead of resuming OUTPUT_DIR/checkpoints/latest.pt; refused when "
+                         "OUTPUT_DIR already holds a run, unless --overwrite is given too")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="with --no-resume: delete the run already in OUTPUT_DIR (its checkpoints/, metrics.jsonl, "
+                         "config.yaml and tensorboard/; other files stay) before training")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = ap.parse_args(argv)
 
@@ -34,12 +39,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
-    from massface.training.trainer import Trainer, TrainingStopped
+    if args.overwrite and not args.no_resume:
+        print("massface train: --overwrite only applies with --no-resume (the default resumes the run)",
+              file=sys.stderr)
+        return 2
+    from massface.data import DataFormatError
+    from massface.training.checkpoint import CheckpointError
+    from massface.training.trainer import ExistingRunError, Trainer, TrainingStopped
 
     try:
-        result = Trainer(cfg, resume=not args.no_resume).fit()
+        result = Trainer(cfg, resume=not args.no_resume, overwrite=args.overwrite).fit()
     except ConfigError as err:
         print(f"massface train: config error: {err}", file=sys.stderr)
+        return 2
+    except (CheckpointError, DataFormatError, ExistingRunError) as err:
+        print(f"massface train: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as err:
         print(f"massface train: stopped: {err}", file=sys.stderr)

@@ -94,7 +94,7 @@ def run_demo(out: Path, cache: Path, *, steps: int, identities: int, images: int
         "schedule": {"kind": "cosine", "warmup_steps": max(1, steps // 20)},
         "train": {"steps": steps, "log_every": max(1, steps // 20), "checkpoint_every": steps},
     })
-    trainer = Trainer(cfg, resume=False)
+    trainer = Trainer(cfg, resume=False, overwrite=True)  # the demo regenerates its run each time
     log(f"evaluating the untrained model on {bin_path.name}")
     before = evaluate_bin(trainer.model.eval(), bin_path, batch_size=128)
     log(f"before training: {100 * before.accuracy:.2f}% ± {100 * before.std:.2f}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import shutil
 import signal
 import sys
 import time
@@ -27,11 +28,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from massface.training import distributed as mfdist
 from massface.training.batch_sources import build_batch_source
-from massface.training.checkpoint import CheckpointManager
+from massface.serialization import CheckpointError, load_backbone_weights, load_module_state
+from massface.training.checkpoint import TRAINER_FIELDS, CheckpointManager
 from massface.training.config import Config, ConfigError, config_to_dict
 from massface.training.schedules import build_scheduler
 
-__all__ = ["Trainer", "TrainingStopped", "LabelledDataset", "build_dataset", "build_miner", "build_head"]
+__all__ = ["Trainer", "TrainingStopped", "ExistingRunError", "LabelledDataset", "build_dataset", "build_miner",
+           "build_head"]
+
+#: what a run writes into its output directory; ``overwrite=True`` removes exactly these
+RUN_FILES = ("checkpoints", "metrics.jsonl", "config.yaml", "tensorboard")
 
 HEADS = {
     "softmax": "Softmax",
@@ -50,6 +56,10 @@ HEADS = {
 class TrainingStopped(RuntimeError):
     """Training stopped on purpose (non-finite loss with ``on_nan: stop``); the message says why and where
     the last good checkpoint is."""
+
+
+class ExistingRunError(FileExistsError):
+    """``resume=False`` into an output directory that already holds a run, without ``overwrite=True``."""
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -109,6 +119,15 @@ def build_dataset(cfg: Config) -> LabelledDataset:
 
 
 # ---------------------------------------------------------------------------------------------- modules
+def _load_init_checkpoint(model: nn.Module, path: str) -> None:
+    """Start ``model`` from ``model.init_checkpoint``: a bare state dict or one under ``model`` /
+    ``backbone`` / ``state_dict`` (a massface trainer checkpoint holds it under ``model``)."""
+    try:
+        load_backbone_weights(model, path)
+    except CheckpointError as err:
+        raise CheckpointError(path, f"(model.init_checkpoint) {err.reason}") from None
+
+
 def build_miner(cfg: Config):
     from massface.mining import PRESETS
 
@@ -117,7 +136,10 @@ def build_miner(cfg: Config):
     kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets}
     if t.miner == "random":
         kwargs["seed"] = cfg.seed
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ConfigError(f"loss.triplet ({t.miner} miner): {err}") from err
 
 
 def build_head(cfg: Config, embedding_size: int, num_classes: int) -> Optional[nn.Module]:
@@ -137,7 +159,10 @@ def build_head(cfg: Config, embedding_size: int, num_classes: int) -> Optional[n
         if "m" not in params:
             raise ConfigError(f"loss.head.m: head {h.name!r} takes no margin m")
         kwargs["m"] = h.m
-    return cls(embedding_size, num_classes, **kwargs)
+    try:
+        return cls(embedding_size, num_classes, **kwargs)
+    except ValueError as err:
+        raise ConfigError(f"loss.head ({h.name}): {err}") from err
 
 
 class GlobalTripletLoss(nn.Module):
@@ -201,11 +226,17 @@ class _Objective(nn.Module):
         self.backbone, self.criterion = backbone, criterion  # the head, if any, is criterion.head
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, head_only: bool = False, indices=None) -> torch.Tensor:
+        """The step's loss; NaN when any embedding is not finite, so that ``train.on_nan`` sees a broken
+        forward pass even when the miners leave the bad rows out and the loss itself stays finite."""
         if head_only:  # classification pre-training of the head alone: the backbone is frozen
             with torch.no_grad():
-                emb = self.backbone(x)
-            return self.criterion.head.loss(emb.detach().float(), y)
-        return self.criterion(self.backbone(x).float(), y, indices)
+                emb = self.backbone(x).detach().float()
+            loss = self.criterion.head.loss(emb, y)
+        else:
+            emb = self.backbone(x).float()
+            loss = self.criterion(emb, y, indices)
+        finite = torch.isfinite(emb.detach()).all()  # no host sync: the trainer reads the loss once anyway
+        return torch.where(finite, loss, torch.full_like(loss, float("nan")))
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -222,12 +253,14 @@ class Trainer:
     MAX_CONSECUTIVE_SKIPS = 20
 
     def __init__(self, cfg: Config, *, dataset: Optional[LabelledDataset] = None, resume: bool = True,
-                 log: Any = None) -> None:
+                 overwrite: bool = False, log: Any = None) -> None:
         self.cfg = cfg
         self.env = mfdist.init_distributed(cfg.train.device)
         self.device = self.env.device
         self.out = Path(cfg.output_dir)
         self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.train.keep_checkpoints)
+        self._claim_output_dir(resume, overwrite)
         torch.manual_seed(cfg.seed + self.env.rank)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -257,8 +290,7 @@ class Trainer:
         except ValueError as err:
             raise ConfigError(f"model: {err}") from err
         if m.init_checkpoint:
-            state = torch.load(m.init_checkpoint, map_location="cpu", weights_only=False)
-            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+            _load_init_checkpoint(model, m.init_checkpoint)
         self.model = model.to(self.device)
         if m.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -297,7 +329,6 @@ class Trainer:
         amp = cfg.train.amp
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.train.keep_checkpoints)
         self.batch_source = build_batch_source(self)
         self.step = 0
         self._batches_in_pass = 0
@@ -324,29 +355,83 @@ class Trainer:
             "memory": self.memory.state_dict() if self.memory is not None else None,
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+    def load_state_dict(self, state: dict, path: Any = "<state>") -> None:
+        """Restore :meth:`state_dict`'s output; every mismatch is a :class:`CheckpointError` naming ``path``
+        and the first bad field or key (nothing is half-restored into the model before the check)."""
+        missing = [f for f in TRAINER_FIELDS if f not in state]
+        if missing:
+            raise CheckpointError(path, f"lacks field {missing[0]!r} (a trainer checkpoint holds {list(TRAINER_FIELDS)})")
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.cfg.train.steps:
+            raise CheckpointError(path, f"step: expected an integer in [0, train.steps={self.cfg.train.steps}], "
+                                        f"got {step!r}")
+        load_module_state(self.model, state["model"], path, "model")
         if self.head is not None:
-            if state.get("head") is None:
-                raise ValueError("checkpoint has no classification head but the config names one")
-            self.head.load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.sampler.load_state_dict(state["sampler"])
+            if state["head"] is None:
+                raise CheckpointError(path, "head: the checkpoint has no classification head but loss.head.name "
+                                            f"is {self.cfg.loss.head.name!r}")
+            load_module_state(self.head, state["head"], path, "head")
+        elif state["head"] is not None:
+            raise CheckpointError(path, "head: the checkpoint has a classification head but loss.head.name is unset")
         if self.memory is not None and state.get("memory") is not None:
-            self.memory.load_state_dict(state["memory"])
-        self.step = int(state["step"])
-        if state["world_size"] == self.env.world_size:
-            torch.set_rng_state(state["rng"]["torch"])
-            if state["rng"].get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            load_module_state(self.memory, state["memory"], path, "memory")
+        for name, part in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler),
+                           ("sampler", self.sampler)):
+            try:
+                part.load_state_dict(state[name])
+            except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+                raise CheckpointError(path, f"{name}: {type(err).__name__}: {err}") from None
+        self.step = step
+        rng = state["rng"]
+        if state["world_size"] == self.env.world_size and isinstance(rng, dict):
+            try:
+                torch.set_rng_state(rng["torch"])
+                if rng.get("cuda") is not None and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(rng["cuda"])
+            except (KeyError, TypeError, RuntimeError) as err:
+                raise CheckpointError(path, f"rng: {type(err).__name__}: {err}") from None
+
+    def _claim_output_dir(self, resume: bool, overwrite: bool) -> None:
+        """Make ``output_dir`` this run's: an existing run there is resumed (``resume=True``), removed
+        (``resume=False, overwrite=True``) or refused (:class:`ExistingRunError`); orphan ``*.tmp`` files of a
+        killed checkpoint write are removed. Rank 0 decides and tells the others."""
+        problem: Optional[str] = None
+        if self.env.is_main:
+            found = [name for name in RUN_FILES if (self.out / name).exists() or (self.out / name).is_symlink()]
+            if found and not resume:
+                if overwrite:
+                    for name in found:
+                        target = self.out / name
+                        if target.is_dir() and not target.is_symlink():
+                            shutil.rmtree(target)
+                        else:
+                            target.unlink()
+                    self.log(f"--overwrite: removed the previous run's {', '.join(found)} from {self.out}")
+                else:
+                    problem = (f"{self.out} already holds a run ({', '.join(found)}); resume it (the default), "
+                               f"choose another output_dir, or pass --overwrite to delete the old run")
+            if problem is None:
+                for orphan in self.ckpt.remove_orphans():
+                    self.log(f"removed {orphan}, left by an interrupted checkpoint write")
+        problem = mfdist.broadcast_object(problem)
+        if problem is not None:
+            raise ExistingRunError(problem)
 
     def _maybe_resume(self) -> None:
         state = self.ckpt.load_latest()
         if state is not None:
-            self.load_state_dict(state)
+            self.load_state_dict(state, self.ckpt.latest)
             self.log(f"resumed from {self.ckpt.latest} at step {self.step}")
+            if self.env.is_main:
+                self._append_metrics({"event": "resume", "step": self.step, "checkpoint": str(self.ckpt.latest)})
+        elif self.ckpt.periodic():
+            raise CheckpointError(self.ckpt.latest, f"is missing although {self.ckpt.directory} holds periodic "
+                                                    f"checkpoints; copy the one to resume from to latest.pt")
+
+    def _append_metrics(self, record: dict[str, Any]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
 
     def save_checkpoint(self, periodic: bool = True) -> None:
         state = self.state_dict()  # every rank builds it (collective-free); rank 0 writes
@@ -395,8 +480,7 @@ class Trainer:
             record["grad_scale"] = float(self.scaler.get_scale())
         self.history.append(record)
         if self.env.is_main:
-            with open(self.out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            self._append_metrics(record)
             self._tensorboard(record)
             extra = ""
             if "miner_num_triplets" in record:
@@ -438,9 +522,7 @@ class Trainer:
                     results[name] = float(r.accuracy)
             finally:
                 self.model.train()
-            record = {"step": self.step, "eval": results}
-            with open(self.out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            self._append_metrics({"step": self.step, "eval": results})
             self.log(f"step {self.step} eval " + " ".join(f"{k} {100 * v:.2f}%" for k, v in results.items()))
         mfdist.barrier()
         return results

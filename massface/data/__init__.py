@@ -18,6 +18,7 @@ _EXPORTS = {
     "read_pair_folders": "verification",
     "write_folder": "folder",
     "DataFormatError": "_errors",
+    "DEFAULT_MAX_PIXELS": "_guard",
     "draw_occlusion": "synthetic",
     "landmarks68_to_5": "align",
     "arcface_template": "align",

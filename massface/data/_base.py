@@ -1,7 +1,8 @@
 """Shared machinery of massface's image-dataset readers and writers.
 
-* image codec: :func:`decode_image` (encoded bytes -> RGB uint8 via OpenCV, BGR->RGB) and
-  :func:`encode_image` (RGB array -> JPEG bytes; already-encoded JPEG/PNG bytes pass through untouched);
+* image codec: :func:`decode_image` (encoded bytes -> RGB uint8 via OpenCV, BGR->RGB, after a ``max_pixels``
+  check of the header — see :mod:`massface.data._guard`) and :func:`encode_image` (RGB array -> JPEG bytes;
+  already-encoded JPEG/PNG bytes pass through untouched);
 * :class:`FileCache`: per-process file descriptors read with ``os.pread`` (opened lazily, keyed by pid,
   never shared across ``fork`` and dropped on pickling, so DataLoader workers each open their own);
 * :class:`EncodedImageDataset`: the map-style dataset every format preset derives from; a preset only says
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from massface.data._errors import DataFormatError, OnError, PathLike, SkipReport, check_on_error
+from massface.data._guard import DEFAULT_MAX_PIXELS, ImageError, check_max_pixels, decode_bgr, open_regular_fd
 
 ImageLike = Union[bytes, bytearray, memoryview, np.ndarray]
 
@@ -30,12 +32,15 @@ _BMP_MAGIC = b"BM"
 
 # ----------------------------------------------------------------------------------------------- codec
 def decode_image(buf: Union[bytes, bytearray, memoryview, np.ndarray], path: PathLike = "<bytes>",
-                 record: object = None) -> np.ndarray:
-    """Decode an encoded image (JPEG/PNG/BMP, as bytes or a 1-D uint8 array) to RGB uint8 (H, W, 3).
+                 record: object = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an encoded image (JPEG/PNG/BMP/WebP, as bytes or a 1-D uint8 array) to RGB uint8 (H, W, 3).
 
-    OpenCV decodes to BGR; the channels are reversed so the result is RGB like ``mx.image.imdecode``.
-    Grey images are expanded to three channels. Raises :class:`DataFormatError` naming ``path`` and
-    ``record`` when the buffer is empty or undecodable. Time O(H·W), memory one output image.
+    The width and height are read from the header first and an image of more than ``max_pixels`` pixels is
+    refused **before** decoding (a 600-byte JPEG can announce 20000×20000); formats whose header is not parsed
+    (TIFF, GIF, JPEG 2000, …) are refused. OpenCV decodes to BGR; the channels are reversed so the result is RGB
+    like ``mx.image.imdecode``. Grey images are expanded to three channels. Raises :class:`DataFormatError` naming
+    ``path`` and ``record`` when the buffer is empty, too large or undecodable (the message never quotes the
+    bytes). Time O(H·W), memory one output image.
     """
     arr = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
     if arr.dtype != np.uint8 or arr.ndim != 1:
@@ -43,11 +48,10 @@ def decode_image(buf: Union[bytes, bytearray, memoryview, np.ndarray], path: Pat
                                     f"array of shape {arr.shape}", record)
     if arr.size == 0:
         raise DataFormatError(path, "empty image payload (expected encoded JPEG/PNG bytes)", record)
-    img = cv2.imdecode(arr, cv2.IMREAD_COLOR)
-    if img is None:
-        head = bytes(arr[:4]).hex()
-        raise DataFormatError(path, f"undecodable image ({arr.size} bytes starting 0x{head}; "
-                                    "expected JPEG, PNG or BMP)", record)
+    try:
+        img = decode_bgr(np.ascontiguousarray(arr), max_pixels)
+    except ImageError as err:
+        raise DataFormatError(path, str(err), record) from None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -69,8 +73,8 @@ def encode_image(image: ImageLike, quality: int = 95, what: str = "image") -> by
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
         if not is_encoded_image(data):
-            raise ValueError(f"{what}: bytes are not an encoded JPEG/PNG/BMP file "
-                             f"(first bytes 0x{data[:4].hex()}); pass an RGB uint8 array to have it encoded")
+            raise ValueError(f"{what}: {len(data)} bytes that are not an encoded JPEG/PNG/BMP file (no JPEG, PNG "
+                             "or BMP signature); pass an RGB uint8 array to have it encoded")
         return data
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what}: expected encoded bytes or an RGB uint8 numpy array, got {type(image).__name__}")
@@ -84,11 +88,11 @@ def encode_image(image: ImageLike, quality: int = 95, what: str = "image") -> by
     return enc.tobytes()
 
 
-def image_shape(image: ImageLike) -> tuple[int, int]:
-    """(H, W) of a raw array or of encoded bytes (decodes the bytes once)."""
+def image_shape(image: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(H, W) of a raw array or of encoded bytes (decodes the bytes once, after the ``max_pixels`` header check)."""
     if isinstance(image, np.ndarray) and image.ndim >= 2:
         return int(image.shape[0]), int(image.shape[1])
-    arr = decode_image(image if isinstance(image, np.ndarray) else bytes(image))
+    arr = decode_image(image if isinstance(image, np.ndarray) else bytes(image), max_pixels=max_pixels)
     return int(arr.shape[0]), int(arr.shape[1])
 
 
@@ -107,14 +111,17 @@ class FileCache:
 
     The cache is keyed by ``os.getpid()``: after a ``fork`` (DataLoader workers) the child closes its
     inherited copies and opens its own, and pickling (spawn workers) drops the descriptors. ``pread``
-    keeps no file position, so threads may share a descriptor.
+    keeps no file position, so threads may share a descriptor. Only regular files are opened (stat first,
+    then ``O_NONBLOCK`` and ``fstat``: a FIFO or device raises :class:`DataFormatError` instead of blocking),
+    and a read never asks for more bytes than the file holds (no allocation driven by a corrupt length field).
     """
 
     def __init__(self) -> None:
         self._pid = os.getpid()
         self._fds: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
 
-    def fd(self, path: str) -> int:
+    def fd(self, path: str, record: object = None) -> int:
         pid = os.getpid()
         if pid != self._pid:
             for fd in self._fds.values():  # this process's inherited copies; the parent keeps its own
@@ -122,17 +129,30 @@ class FileCache:
                     os.close(fd)
                 except OSError:
                     pass
-            self._fds = {}
+            self._fds, self._sizes = {}, {}
             self._pid = pid
         fd = self._fds.get(path)
         if fd is None:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fd, size = open_regular_fd(path, record)
             self._fds[path] = fd
+            self._sizes[path] = size
         return fd
 
-    def read(self, path: str, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes of ``path`` at ``offset`` (short only at end of file)."""
-        fd = self.fd(path)
+    def size(self, path: str, record: object = None, refresh: bool = False) -> int:
+        """Size of ``path`` in bytes (as of opening or the last read past it; ``refresh=True`` asks ``fstat``)."""
+        fd = self.fd(path, record)
+        if refresh:
+            self._sizes[path] = os.fstat(fd).st_size
+        return self._sizes[path]
+
+    def read(self, path: str, offset: int, size: int, record: object = None) -> bytes:
+        """Up to ``size`` bytes of ``path`` at ``offset`` (short only at end of file; never more than it holds)."""
+        fd = self.fd(path, record)
+        if offset < 0 or size < 0:
+            raise DataFormatError(path, f"negative read (offset {offset}, {size} bytes)", record)
+        if offset + size > self._sizes[path]:  # the file may have grown: refresh, then clamp to its end
+            self._sizes[path] = os.fstat(fd).st_size
+            size = max(0, min(size, self._sizes[path] - offset))
         if hasattr(os, "pread"):
             return os.pread(fd, size, offset)
         os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - platforms without pread
@@ -145,7 +165,7 @@ class FileCache:
                     os.close(fd)
                 except OSError:
                     pass
-        self._fds = {}
+        self._fds, self._sizes = {}, {}
 
     def __getstate__(self) -> dict:
         return {}
@@ -160,8 +180,13 @@ class FileCache:
             pass
 
 
+#: A record read is first tried with one ``pread`` of at most this many bytes (larger records take a second read).
+MAX_READ_HINT = 1 << 22
+
+
 def size_hints(offsets: np.ndarray, file_ids: np.ndarray, file_sizes: np.ndarray) -> np.ndarray:
-    """Bytes from each record offset to the next record start in the same file (or to its end).
+    """Bytes from each record offset to the next record start in the same file (or to its end), at most
+    :data:`MAX_READ_HINT`.
 
     Lets a reader fetch a whole record with one ``pread``. Vectorised: O(n log n) time, O(n) memory.
     """
@@ -182,7 +207,7 @@ def size_hints(offsets: np.ndarray, file_ids: np.ndarray, file_sizes: np.ndarray
     ulast = np.ones(uo.size, dtype=bool)
     ulast[:-1] = uf[1:] != uf[:-1]
     unext[ulast] = np.asarray(file_sizes, dtype=np.int64)[uf[ulast]]
-    hints[order] = unext[group] - so
+    hints[order] = np.minimum(unext[group] - so, MAX_READ_HINT)
     return hints
 
 
@@ -192,17 +217,24 @@ class EncodedImageDataset:
 
     ``ds[i]`` returns ``(image, label)``: ``image`` is RGB uint8 (H, W, 3) or ``transform(image)``;
     ``label`` a Python int. A subclass sets ``self._labels`` and implements :meth:`read_encoded` and
-    :meth:`location`. Bad samples raise :class:`DataFormatError`; with ``on_error="skip"`` a sample
+    :meth:`location`. Images of more than ``max_pixels`` pixels (read from the header, before decoding) are
+    refused like undecodable ones. Bad samples raise :class:`DataFormatError`; with ``on_error="skip"`` a sample
     that fails at read time is replaced by the next readable sample **of the same identity** (so the
     label is always right), recorded in :attr:`skipped` (per process) and warned about once per record.
     Works with ``torch.utils.data.DataLoader`` (any number of workers, fork or spawn).
     """
 
     _labels: np.ndarray
+    #: (H, W) every image must have, checked from its header before decoding (None: any size); a subclass sets it.
+    expected_hw: Optional[tuple[int, int]] = None
+    #: Who declared :attr:`expected_hw`, for error messages (e.g. the path of RecordIO's ``property`` file).
+    expected_hw_source: str = "the dataset"
 
-    def __init__(self, transform: Optional[Callable[..., Any]] = None, on_error: OnError = "raise") -> None:
+    def __init__(self, transform: Optional[Callable[..., Any]] = None, on_error: OnError = "raise",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.transform = transform
         self.on_error: OnError = check_on_error(on_error)
+        self.max_pixels = check_max_pixels(max_pixels)
         self.skipped = SkipReport()
         self._files = FileCache()
 
@@ -218,6 +250,13 @@ class EncodedImageDataset:
     def postprocess(self, index: int, image: np.ndarray) -> np.ndarray:
         """Hook applied to the decoded RGB image (e.g. a crop); identity by default."""
         return image
+
+    def input_paths(self) -> tuple[list[str], list[str]]:
+        """``(files, folders)`` this dataset reads, so that a writer can refuse to overwrite them (``convert``)."""
+        raise NotImplementedError
+
+    def check_decoded(self, index: int, image: np.ndarray) -> None:
+        """Hook to validate the decoded RGB image (e.g. against a declared size); raises DataFormatError."""
 
     # --- common API
     @property
@@ -243,15 +282,29 @@ class EncodedImageDataset:
             raise IndexError(f"{type(self).__name__} index {index} out of range for {n} samples")
         return i
 
+    def decode_encoded(self, index: int, buf: Union[bytes, np.ndarray]) -> np.ndarray:
+        """Decode the encoded bytes of sample ``index`` to RGB, then :meth:`check_decoded`.
+
+        The header is checked first (at most ``max_pixels`` pixels and, when :attr:`expected_hw` is set, exactly
+        that size), so a refused image is never decoded. Raises :class:`DataFormatError` naming the sample's file
+        and record (built only on failure).
+        """
+        try:
+            if not len(buf):
+                raise ImageError("empty image payload (expected encoded JPEG/PNG bytes)")
+            img = decode_bgr(np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf,
+                             self.max_pixels, self.expected_hw, self.expected_hw_source)
+        except ImageError as err:
+            path, record = self.location(index)
+            raise DataFormatError(path, str(err), record) from None
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        self.check_decoded(index, img)
+        return img
+
     def load_image(self, index: int) -> np.ndarray:
         """Decoded RGB uint8 image of sample ``index`` (no transform, no skip substitution)."""
         index = self._check_index(index)
-        buf = self.read_encoded(index)
-        img = cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), cv2.IMREAD_COLOR) if len(buf) else None
-        if img is None:  # build the message (file, record) only on failure
-            path, record = self.location(index)
-            decode_image(buf, path, record)
-        return self.postprocess(index, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        return self.postprocess(index, self.decode_encoded(index, self.read_encoded(index)))
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         index = self._check_index(index)

@@ -75,6 +75,13 @@ class SkipReport:
         warnings.warn(f"{what}: skipped {len(self.records)} bad record(s): {shown}{more}", stacklevel=stacklevel)
 
 
+def raise_or_record(error: DataFormatError, on_error: OnError, report: SkipReport) -> None:
+    """The ``on_error`` policy in one place: raise ``error`` (``"raise"``) or add it to ``report`` (``"skip"``)."""
+    if on_error == "raise":
+        raise error
+    report.add(error)
+
+
 def check_on_error(on_error: str) -> OnError:
     """Validate an ``on_error`` argument (``"raise"`` or ``"skip"``)."""
     if on_error not in _ON_ERROR_CHOICES:

@@ -8,6 +8,10 @@ JSON list, which is cropped to its boxes and resized — the "aligned folder" pa
 ``.idx`` / ``property``, TFRecord shards + index, or identity folders. Encoded images are copied byte for byte
 (after a decode check unless ``--no-verify``); only JSON crops are re-encoded. ``pairs`` packs LFW ``pairs.txt``
 (View 2) or MassFace pair folders into an insightface ``.bin`` holding the original file bytes.
+
+Inputs are never touched: an output that is, contains or lies inside one of the inputs (folders compared by
+resolved path, files by device and inode, so symlinks and hard links count) is refused before anything is
+written. ``--max-pixels`` bounds the pixels of one image (checked from its header before decoding).
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from typing import Iterator, Optional
 
 from massface.data._base import EncodedImageDataset, decode_image
 from massface.data._errors import DataFormatError, SkipReport
+from massface.data._guard import DEFAULT_MAX_PIXELS, check_max_pixels, overlap_problem
 
 __all__ = ["main", "open_dataset"]
 
 
 def open_dataset(src: str, kind: str = "auto", *, image_root: Optional[str] = None,
-                 size: Optional[tuple[int, int]] = None, on_error: str = "raise") -> EncodedImageDataset:
+                 size: Optional[tuple[int, int]] = None, on_error: str = "raise",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImageDataset:
     """Open a training source: ``folder`` (a directory), ``rec`` (``*.rec``), ``tfrecord`` (``*.index``; shards under
-    ``image_root``, default its directory) or ``json`` (``*.json``; images under ``image_root``)."""
+    ``image_root``, default its directory) or ``json`` (``*.json``; images under ``image_root``); ``max_pixels`` is
+    passed to the reader."""
     if kind == "auto":
         ext = os.path.splitext(src)[1].lower()
         kind = {".rec": "rec", ".index": "tfrecord", ".json": "json"}.get(ext, "folder" if os.path.isdir(src) else "")
@@ -34,25 +41,29 @@ def open_dataset(src: str, kind: str = "auto", *, image_root: Optional[str] = No
             raise ValueError(f"cannot tell the format of {src!r}: pass --from folder|rec|tfrecord|json")
     if kind == "folder":
         from massface.data.folder import FolderDataset
-        return FolderDataset(src, on_error=on_error)  # type: ignore[arg-type]
+        return FolderDataset(src, on_error=on_error, max_pixels=max_pixels)  # type: ignore[arg-type]
     if kind == "rec":
         from massface.data.recordio import RecordDataset
-        return RecordDataset(src, on_error=on_error, require_property=False)  # type: ignore[arg-type]
+        return RecordDataset(src, on_error=on_error, require_property=False,  # type: ignore[arg-type]
+                             max_pixels=max_pixels)
     if kind == "tfrecord":
         from massface.data.tfrecord import TFRecordIndexDataset
         return TFRecordIndexDataset(src, image_root or os.path.dirname(os.path.abspath(src)),
-                                    on_error=on_error)  # type: ignore[arg-type]
+                                    on_error=on_error, max_pixels=max_pixels)  # type: ignore[arg-type]
     if kind == "json":
         from massface.data.folder import JsonListDataset
         if image_root is None:
             raise ValueError("a JSON list needs --image-root (the folder its paths are relative to)")
-        return JsonListDataset(src, image_root, output_size=size, on_error=on_error)  # type: ignore[arg-type]
+        return JsonListDataset(src, image_root, output_size=size, on_error=on_error,  # type: ignore[arg-type]
+                               max_pixels=max_pixels)
     raise ValueError(f"unknown source format {kind!r} (allowed: auto, folder, rec, tfrecord, json)")
 
 
 def _samples(ds: EncodedImageDataset, reencode: bool, verify: bool, skipped: SkipReport,
              on_error: str) -> Iterator[tuple[object, int]]:
-    """Yield ``(encoded bytes or RGB array, label)``; bad samples raise or are skipped and counted."""
+    """Yield ``(encoded bytes or RGB array, label)``; bad samples raise or are skipped and counted.
+
+    ``verify`` decodes each copied image with the reader's own checks (``max_pixels``, a declared size)."""
     labels = ds.labels
     for i in range(len(ds)):
         try:
@@ -61,8 +72,7 @@ def _samples(ds: EncodedImageDataset, reencode: bool, verify: bool, skipped: Ski
             else:
                 item = ds.read_encoded(i)
                 if verify:
-                    path, record = ds.location(i)
-                    decode_image(item, path, record)  # type: ignore[arg-type]
+                    ds.decode_encoded(i, item)  # type: ignore[arg-type]
         except DataFormatError as err:
             if on_error == "raise":
                 raise
@@ -71,10 +81,20 @@ def _samples(ds: EncodedImageDataset, reencode: bool, verify: bool, skipped: Ski
         yield item, int(labels[i])
 
 
+def refuse_overlap(output: str, files: list[str], dirs: list[str]) -> None:
+    """Raise ValueError when writing ``output`` could touch one of the inputs (see
+    :func:`massface.data._guard.overlap_problem`); called before anything is written."""
+    problem = overlap_problem(output, files, dirs)
+    if problem is not None:
+        raise ValueError(f"refused: {problem}; a conversion never writes over its inputs (nothing was written) — "
+                         "choose an output outside the inputs")
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     size = tuple(args.size) if args.size else None
     ds = open_dataset(args.src, args.source_format, image_root=args.image_root, size=size,  # type: ignore[arg-type]
-                      on_error=args.on_error)
+                      on_error=args.on_error, max_pixels=args.max_pixels)
+    refuse_overlap(args.dst, *ds.input_paths())
     reencode = args.source_format == "json" or args.src.lower().endswith(".json")
     skipped = SkipReport()
     skipped.records.extend(ds.skipped.records)
@@ -102,17 +122,33 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
     from massface.data.verification import read_lfw_pairs, read_pair_folders, write_bin
+    refuse_overlap(args.out, [args.pairs], [args.image_root])
     if args.layout == "lfw":
         buffers, issame = read_lfw_pairs(args.pairs, args.image_root, ext=args.ext, decode=False,
-                                         on_error=args.on_error)
+                                         on_error=args.on_error, max_pixels=args.max_pixels)
     else:
-        buffers, issame = read_pair_folders(args.pairs, args.image_root, decode=False, on_error=args.on_error)
+        buffers, issame = read_pair_folders(args.pairs, args.image_root, decode=False, on_error=args.on_error,
+                                            max_pixels=args.max_pixels)
     if not args.no_verify:
         for i, buf in enumerate(buffers):
-            decode_image(buf, args.pairs, f"image {i} (pair {i // 2})")
+            decode_image(buf, args.pairs, f"image {i} (pair {i // 2})", max_pixels=args.max_pixels)
     write_bin(args.out, buffers, issame)
     print(f"massface convert: {len(issame)} pairs ({int(issame.sum())} same) -> {args.out}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return check_max_pixels(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+
+
+def _max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="largest image (width × height) read, checked from its header before decoding "
+                             f"(default {DEFAULT_MAX_PIXELS:,}); larger ones are errors (or skipped with "
+                             "--on-error skip)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("src", help="identity folder, train.rec, TFace .index or ffem JSON list")
     d.add_argument("dst", help="output directory")
     d.add_argument("--to", required=True, choices=("rec", "tfrecord", "folder"))
-    d.add_argument("--from", dest="source_format", default="auto", choices=("auto", "folder", "rec", "tfrecord", "json"))
+    d.add_argument("--from", dest="source_format", default="auto",
+                   choices=("auto", "folder", "rec", "tfrecord", "json"))
     d.add_argument("--image-root", help="image root of a JSON list / data root of a TFace index")
     d.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="resize JSON crops to H W (e.g. 112 112)")
@@ -131,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quality", type=int, default=95, help="JPEG quality when images must be encoded")
     d.add_argument("--no-verify", action="store_true", help="copy encoded images without a decode check")
     d.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    _max_pixels_option(d)
     d.add_argument("--quiet", action="store_true", help="no progress line")
     d.set_defaults(func=_cmd_dataset)
     q = sub.add_parser("pairs", help="LFW pairs.txt or MassFace pair folders -> insightface .bin")
@@ -141,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--ext", default="jpg", help="LFW image suffix (default jpg)")
     q.add_argument("--no-verify", action="store_true", help="do not decode-check the images")
     q.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    _max_pixels_option(q)
     q.set_defaults(func=_cmd_pairs)
     return p
 
@@ -153,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (DataFormatError, ValueError, FileNotFoundError) as err:
+    except (DataFormatError, ValueError, OSError) as err:  # OSError: e.g. an output path that is a file
         print(f"massface convert: error: {err}", file=sys.stderr)
         return 2
 

@@ -7,10 +7,17 @@ Format (dmlc-core ``recordio.h``, mxnet ``recordio.py``; eval-protocols §5.1), 
   (the 4 bytes dropped) into parts with cflag 1 (first), 2 (middle), 3 (last); readers re-insert them.
 * payload: IRHeader ``'<IfQQ'`` = (flag, label, id, id2), 24 bytes; if flag > 0 the next ``flag`` float32
   are the label array; the rest is the encoded image.
-* ``.idx``: text lines ``key<TAB>offset``.
+* ``.idx``: text lines ``key<TAB>offset``; the IRHeader ``id`` of the record at ``offset`` is ``key``.
 * insightface layout: image keys 1..N grouped by identity (labels 0..C-1 ascending), identity records
   N+1..N+C with empty images and label ``[first_key, end_key)``, header record 0 with label
   ``[N+1, N+1+C]``; ``property`` holds ``C,H,W``.
+
+Hostile or careless input gives a :class:`DataFormatError` naming the file and the record or line: every number of
+the ``.idx`` is range-checked (keys in [0, 2**63), offsets inside the ``.rec``), an empty ``.idx`` next to a non-empty
+``.rec`` is refused, the record id of each entry is verified when the record is read (an ``.idx`` line pointing at
+another record would silently duplicate an image), record lengths are checked against the file size before
+anything is read, only regular files are opened, and images are checked against ``property``'s H,W and
+``max_pixels`` from their header before decoding.
 """
 
 from __future__ import annotations
@@ -18,15 +25,15 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
 
 import numpy as np
 
-from massface.data._base import EncodedImageDataset, FileCache, ImageLike, Progress, encode_image, image_shape, \
-    size_hints
+from massface.data._base import EncodedImageDataset, FileCache, ImageLike, Progress, encode_image, size_hints
 from massface.data._errors import DataFormatError, LazyText, OnError, PathLike
+from massface.data._guard import DEFAULT_MAX_PIXELS, MAX_LABEL, ImageError, create_temp, image_header, parse_int, \
+    parse_ints, read_lines, require_regular_file
 
 __all__ = ["RECORDIO_MAGIC", "IRHeader", "RecordIOReader", "RecordDataset", "RecordWriteResult", "frame_record",
            "pack_payload", "unpack_payload", "write_records", "read_property"]
@@ -37,6 +44,9 @@ _LEN_MASK = (1 << 29) - 1
 _IR = struct.Struct("<IfQQ")
 _FLOAT_EXACT = 1 << 24  # float32 holds every integer below 2**24 exactly
 _HEADER_PEEK = 8 + _IR.size + 4 * 8
+_MAX_KEY = 2 ** 63 - 1  # keys are IRHeader ids (uint64) held in int64 arrays
+_MAX_SIDE = 2 ** 31 - 1
+_IDX_FIELDS = (("key", 0, _MAX_KEY), ("offset", 0, _MAX_KEY))
 
 
 class IRHeader(NamedTuple):
@@ -121,11 +131,17 @@ def _read_record(files: FileCache, path: str, offset: int, hint: int, record: ob
                                             f"the file ends after {len(buf)}", record)
         magic, lrec = struct.unpack_from("<II", buf, at)
         if magic != RECORDIO_MAGIC:
-            raise DataFormatError(path, f"bad magic 0x{magic:08x} at byte {pos} (expected 0x{RECORDIO_MAGIC:08x}; "
+            raise DataFormatError(path, f"bad magic at byte {pos} (expected the RecordIO magic 0x{RECORDIO_MAGIC:08x}; "
                                         "is the .idx offset right and the file a RecordIO .rec?)", record)
         cflag, length = lrec >> 29, lrec & _LEN_MASK
         padded = (length + 3) & ~3
         if len(buf) - at < 8 + length:
+            remaining = files.size(path, record) - pos - 8
+            if length > remaining:
+                remaining = files.size(path, record, refresh=True) - pos - 8
+            if length > remaining:  # checked before reading: a corrupt length never drives an allocation
+                raise DataFormatError(path, f"truncated: record part at byte {pos} announces {length} payload "
+                                            f"bytes, only {max(remaining, 0)} remain", record)
             buf, at = files.read(path, pos, 8 + padded), 0
             if len(buf) < 8 + length:
                 raise DataFormatError(path, f"truncated: record part at byte {pos} announces {length} payload "
@@ -142,62 +158,88 @@ def _read_record(files: FileCache, path: str, offset: int, hint: int, record: ob
 
 # ----------------------------------------------------------------------------------------------- reader
 def read_property(path: PathLike) -> tuple[int, int, int]:
-    """Parse insightface's ``property`` file: one line ``num_classes,H,W``."""
-    text = open(path, encoding="ascii", errors="replace").read().strip()
-    fields = text.split(",")
-    try:
-        values = tuple(int(f) for f in fields)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) <= 0:
-        raise DataFormatError(path, f"expected one line 'num_classes,H,W' of positive integers, got {text[:80]!r}")
-    return values  # type: ignore[return-value]
+    """Parse insightface's ``property`` file: one line ``num_classes,H,W`` of positive integers.
+
+    The file must be a regular strict-UTF-8 text file; each number is range-checked (num_classes at most 2**31,
+    H and W below 2**31). Raises :class:`DataFormatError` naming the file and line.
+    """
+    path = os.fspath(path)
+    rows = [(n, line.strip()) for n, line in enumerate(read_lines(path), 1) if line.strip()]
+    if len(rows) != 1 or len(rows[0][1].split(",")) != 3:
+        got = rows[0][1][:80] if rows else ""
+        raise DataFormatError(path, f"expected one line 'num_classes,H,W' of positive integers, got {got!r}"
+                                    + (f" and {len(rows) - 1} more line(s)" if len(rows) > 1 else ""),
+                              f"line {rows[0][0]}" if rows else None)
+    lineno, text = rows[0]
+    return tuple(parse_int(field, path, f"line {lineno}", what, 1, hi)  # type: ignore[return-value]
+                 for field, what, hi in zip(text.split(","), ("num_classes", "H", "W"),
+                                            (MAX_LABEL + 1, _MAX_SIDE, _MAX_SIDE)))
 
 
 class RecordIOReader:
     """Random access to an indexed RecordIO file (``.rec`` + ``.idx``), like ``mx.recordio.MXIndexedRecordIO``.
 
-    ``keys`` keeps the ``.idx`` order; ``read(key)`` returns the payload. Reads use per-process
-    descriptors (:class:`FileCache`), so a reader may be shared with forked DataLoader workers.
-    Opening parses the ``.idx`` (O(#keys) time and memory); a read costs one ``pread``.
+    ``keys`` keeps the ``.idx`` order (``lines`` holds each entry's line number); ``read(key)`` returns the
+    payload. Reads use per-process descriptors (:class:`FileCache`), so a reader may be shared with forked
+    DataLoader workers. Opening parses the ``.idx`` (O(#keys) time and memory); a read costs one ``pread``.
+
+    Both files must be regular files (a missing one raises FileNotFoundError, a FIFO or device DataFormatError).
+    The ``.idx`` must be strict UTF-8 with unique keys in [0, 2**63) and offsets inside the ``.rec``; an ``.idx``
+    without entries next to a non-empty ``.rec`` is refused. With ``check_ids=True`` (the default; every
+    mxnet / insightface writer stores the key as the IRHeader ``id``) each read verifies that the record at the
+    entry's offset has ``id == key`` — an entry pointing at another record raises :class:`DataFormatError` naming
+    the ``.idx`` line instead of returning that other record.
     """
 
-    def __init__(self, rec_path: PathLike, idx_path: Optional[PathLike] = None) -> None:
+    def __init__(self, rec_path: PathLike, idx_path: Optional[PathLike] = None, *, check_ids: bool = True) -> None:
         self.rec_path = os.fspath(rec_path)
         self.idx_path = os.fspath(idx_path) if idx_path is not None else os.path.splitext(self.rec_path)[0] + ".idx"
-        for p, what in ((self.rec_path, "RecordIO file"), (self.idx_path, "RecordIO index (.idx)")):
-            if not os.path.isfile(p):
-                raise FileNotFoundError(f"{what} not found: {p}")
-        self.file_size = os.path.getsize(self.rec_path)
-        self.keys, self.offsets = self._parse_idx()
-        if np.unique(self.keys).size != self.keys.size:
-            dup = self.keys[np.flatnonzero(np.diff(np.sort(self.keys)) == 0)[0]]
-            raise DataFormatError(self.idx_path, f"key {dup} appears more than once (keys must be unique)")
+        self.file_size = require_regular_file(self.rec_path, "RecordIO file")
+        require_regular_file(self.idx_path, "RecordIO index (.idx)")
+        self.check_ids = bool(check_ids)
+        self.keys, self.offsets, self.lines = self._parse_idx()
+        if self.keys.size == 0 and self.file_size > 0:
+            raise DataFormatError(self.idx_path, f"the index has no 'key<TAB>offset' entries but {self.rec_path} holds "
+                                                 f"{self.file_size:,} bytes of records (an empty or truncated .idx "
+                                                 "would read as an empty dataset); rebuild the index")
+        order = np.argsort(self.keys, kind="stable")
+        same = np.flatnonzero(np.diff(self.keys[order]) == 0)
+        if same.size:
+            a, b = order[same[0]], order[same[0] + 1]
+            raise DataFormatError(self.idx_path, f"key {self.keys[a]} appears more than once (also on line "
+                                                 f"{self.lines[a]}; keys must be unique)", f"line {self.lines[b]}")
         self._pos = {int(k): i for i, k in enumerate(self.keys.tolist())}
         self.hints = size_hints(self.offsets, np.zeros(self.keys.size, np.int64), np.array([self.file_size]))
         self._files = FileCache()
 
-    def _parse_idx(self) -> tuple[np.ndarray, np.ndarray]:
-        with open(self.idx_path, "rb") as f:
-            lines = f.read().splitlines()
+    def _parse_idx(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, offsets, line numbers) of the ``.idx`` entries; every number range-checked before it is stored."""
+        path, last = self.idx_path, self.file_size - 8  # a record needs at least its 8-byte part header
+        lines = read_lines(path)
         keys = np.empty(len(lines), dtype=np.int64)
         offsets = np.empty(len(lines), dtype=np.int64)
+        linenos = np.empty(len(lines), dtype=np.int64)
         n = 0
         for lineno, line in enumerate(lines, 1):
             fields = line.split()
             if not fields:
                 continue
-            try:
-                if len(fields) != 2:
-                    raise ValueError
-                keys[n], offsets[n] = int(fields[0]), int(fields[1])
+            if len(fields) != 2:
+                raise DataFormatError(path, f"expected 'key<TAB>offset' with two integers, got {line[:60]!r}",
+                                      f"line {lineno}")
+            try:  # hot loop (millions of lines): plain int() first, parse_ints names the culprit otherwise
+                key, offset = int(fields[0]), int(fields[1])
             except ValueError:
-                raise DataFormatError(self.idx_path, f"expected 'key<TAB>offset' with two integers, got "
-                                                     f"{line[:60]!r}", f"line {lineno}") from None
-            if offsets[n] < 0:
-                raise DataFormatError(self.idx_path, f"negative offset {offsets[n]}", f"line {lineno}")
+                key = offset = -1
+            if not (0 <= key <= _MAX_KEY and 0 <= offset <= last):
+                key, offset = parse_ints(fields, _IDX_FIELDS, path, f"line {lineno}")
+                if offset > last:
+                    raise DataFormatError(path, f"offset {offset} is past the end of {self.rec_path} "
+                                                f"({self.file_size:,} bytes; a record needs at least 8)",
+                                          f"line {lineno}")
+            keys[n], offsets[n], linenos[n] = key, offset, lineno
             n += 1
-        return keys[:n], offsets[:n]
+        return keys[:n], offsets[:n], linenos[:n]
 
     def __contains__(self, key: int) -> bool:
         return int(key) in self._pos
@@ -206,34 +248,46 @@ class RecordIOReader:
         i = self._pos.get(int(key))
         return f"record key {key}" + (f" (offset {self.offsets[i]})" if i is not None else "")
 
-    def read(self, key: int, where: object = None) -> bytes:
-        """Payload of record ``key``; DataFormatError names the file, key and offset (or ``where``) when bad."""
+    def _entry(self, key: int) -> int:
         i = self._pos.get(int(key))
         if i is None:
             raise DataFormatError(self.idx_path, "key is not in the index", f"record key {key}")
-        offset = int(self.offsets[i])
+        return i
+
+    def _check_id(self, i: int, record_id: int, where: object) -> None:
+        """Refuse the record read for entry ``i`` when its IRHeader id is not the entry's key."""
+        key = int(self.keys[i])
+        if self.check_ids and record_id != key:
+            raise DataFormatError(self.idx_path, f"this entry says record key {key} is at byte {self.offsets[i]} of "
+                                                 f"{self.rec_path}, but the record there has IRHeader id {record_id} "
+                                                 "(the index points at another record; open with check_ids=False "
+                                                 "only if this .rec's writer did not store keys as ids)",
+                                  f"line {self.lines[i]} ({where})")
+
+    def read(self, key: int, where: object = None) -> bytes:
+        """Payload of record ``key``; DataFormatError names the file, key and offset (or ``where``) when bad."""
+        i = self._entry(key)
         where = where if where is not None else LazyText(self.describe, key)
-        if offset + 8 > self.file_size:
-            raise DataFormatError(self.rec_path, f".idx offset {offset} is past the end of the file "
-                                                 f"({self.file_size} bytes)", where)
-        return _read_record(self._files, self.rec_path, offset, int(self.hints[i]), where)
+        payload = _read_record(self._files, self.rec_path, int(self.offsets[i]), int(self.hints[i]), where)
+        if self.check_ids and len(payload) >= 16:  # shorter payloads are refused by unpack_payload
+            self._check_id(i, struct.unpack_from("<Q", payload, 8)[0], where)
+        return payload
 
     def read_header(self, key: int) -> IRHeader:
         """IRHeader of record ``key`` from a short read (the whole record only when it is split)."""
-        i = self._pos.get(int(key))
-        if i is None:
-            raise DataFormatError(self.idx_path, "key is not in the index", f"record key {key}")
+        i = self._entry(key)
         offset, where = int(self.offsets[i]), self.describe(key)
-        if offset + 8 > self.file_size:
-            raise DataFormatError(self.rec_path, f".idx offset {offset} is past the end of the file "
-                                                 f"({self.file_size} bytes)", where)
         peek = min(int(self.hints[i]), _HEADER_PEEK)
-        buf = self._files.read(self.rec_path, offset, max(peek, 8))
+        buf = self._files.read(self.rec_path, offset, max(peek, 8), where)
+        if len(buf) < 8:
+            return unpack_payload(self.read(key), self.rec_path, where)[0]  # raises "truncated"
         magic, lrec = struct.unpack_from("<II", buf)
         flag = struct.unpack_from("<I", buf, 8)[0] if len(buf) >= 12 else 0
         if magic == RECORDIO_MAGIC and lrec >> 29 == 0 and len(buf) >= 8 + _IR.size + 4 * flag \
                 and (lrec & _LEN_MASK) >= _IR.size + 4 * flag:
-            return unpack_payload(buf[8:8 + (lrec & _LEN_MASK)], self.rec_path, where)[0]
+            header = unpack_payload(buf[8:8 + (lrec & _LEN_MASK)], self.rec_path, where)[0]
+            self._check_id(i, header.id, where)
+            return header
         return unpack_payload(self.read(key), self.rec_path, where)[0]
 
     def __getstate__(self) -> dict:
@@ -258,19 +312,27 @@ class RecordDataset(EncodedImageDataset):
     replaced at read time by another image of the same identity.
 
     ``property`` (``C,H,W``) next to the ``.rec`` is required unless ``require_property=False``;
-    ``num_classes`` and ``image_size`` come from it.
+    ``num_classes`` and ``image_size`` come from it, and every image must be H×W: its header is checked before
+    decoding (a mismatch raises :class:`DataFormatError` naming the ``.rec`` and the record, or is skipped).
+    Images of more than ``max_pixels`` pixels are refused from their header. ``check_ids`` is passed to
+    :class:`RecordIOReader` (each ``.idx`` entry's record id is verified on read).
     """
 
     def __init__(self, rec_path: PathLike, transform: Optional[Callable[..., Any]] = None, *,
                  idx_path: Optional[PathLike] = None, on_error: OnError = "raise", scan_labels: bool = False,
-                 require_property: bool = True) -> None:
-        super().__init__(transform, on_error)
-        self.reader = RecordIOReader(rec_path, idx_path)
+                 require_property: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, check_ids: bool = True) -> None:
+        super().__init__(transform, on_error, max_pixels)
+        self.reader = RecordIOReader(rec_path, idx_path, check_ids=check_ids)
         self.rec_path = self.reader.rec_path
         prop = os.path.join(os.path.dirname(os.path.abspath(self.rec_path)), "property")
         self.property: Optional[tuple[int, int, int]] = None
-        if os.path.isfile(prop):
+        if os.path.lexists(prop):  # a FIFO or directory named property is an error, not a missing file
             self.property = read_property(prop)
+            _, h, w = self.property
+            if h * w > self.max_pixels:
+                raise DataFormatError(prop, f"declares images of H,W = {h},{w} = {h * w:,} pixels, more than "
+                                            f"max_pixels={self.max_pixels:,} (pass a larger max_pixels to read them)")
+            self.expected_hw, self.expected_hw_source = (h, w), prop
         elif require_property:
             raise FileNotFoundError(f"insightface 'property' file (one line 'num_classes,H,W') not found: {prop}; "
                                     "pass require_property=False to read a .rec without it")
@@ -302,6 +364,8 @@ class RecordDataset(EncodedImageDataset):
         return self._keys
 
     def _layout(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(image keys, identity keys or None) from header record 0; the ranges it announces are checked against
+        the ``.idx`` before any array of that size is made (a corrupt header cannot drive an allocation)."""
         reader = self.reader
         if 0 not in reader:
             return reader.keys.copy(), None
@@ -316,19 +380,19 @@ class RecordDataset(EncodedImageDataset):
             if end_id < first_id:
                 raise DataFormatError(self.rec_path, f"identity key range [{first_id}, {end_id}) is empty/reversed",
                                       where)
-            id_keys = np.arange(first_id, end_id, dtype=np.int64)
-        image_keys = np.arange(1, first_id, dtype=np.int64)
-        missing = [int(k) for k in image_keys[:1000] if k not in reader] if image_keys.size else []
-        if not missing and image_keys.size:
-            present = np.isin(image_keys, reader.keys)
-            missing = image_keys[~present].tolist()
-        if missing:
+            if end_id - first_id <= reader.keys.size:  # else they cannot all be indexed: labels come from a scan
+                id_keys = np.arange(first_id, end_id, dtype=np.int64)
+        keys = reader.keys
+        image_keys = np.sort(keys[(keys >= 1) & (keys < first_id)])  # unique: the reader refuses duplicates
+        n_missing = first_id - 1 - image_keys.size
+        if n_missing:
+            gaps = np.flatnonzero(image_keys != np.arange(1, image_keys.size + 1))
+            first_missing = int(gaps[0]) + 1 if gaps.size else image_keys.size + 1
             err = DataFormatError(reader.idx_path, f"header record 0 says images are keys 1..{first_id - 1} but "
-                                                   f"{len(missing)} are missing from the index (first: {missing[0]})")
+                                                   f"{n_missing} are missing from the index (first: {first_missing})")
             if self.on_error == "raise":
                 raise err
             self.skipped.add(err)
-            image_keys = image_keys[np.isin(image_keys, reader.keys)]
         return image_keys, id_keys
 
     def _labels_from_identities(self, image_keys: np.ndarray, id_keys: np.ndarray) -> Optional[np.ndarray]:
@@ -372,6 +436,10 @@ class RecordDataset(EncodedImageDataset):
         return image_keys[keep], labels[keep]
 
     # --- EncodedImageDataset
+    def input_paths(self) -> tuple[list[str], list[str]]:
+        prop = os.path.join(os.path.dirname(os.path.abspath(self.rec_path)), "property")
+        return [self.rec_path, self.reader.idx_path] + ([prop] if self.property is not None else []), []
+
     def location(self, index: int) -> tuple[str, str]:
         return self.rec_path, self._where(index)
 
@@ -413,6 +481,17 @@ def _check_label(label: Any, n: int) -> int:
     return value
 
 
+def _sample_hw(image: ImageLike, data: bytes, n: int) -> tuple[int, int]:
+    """(H, W) of a sample: an array's shape, or read from the encoded header (nothing is decoded)."""
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return int(image.shape[0]), int(image.shape[1])
+    try:
+        _, w, h = image_header(data)
+    except ImageError as err:
+        raise ValueError(f"sample {n}: {err}") from None
+    return int(h), int(w)
+
+
 def write_records(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], *, quality: int = 95,
                   label_array: bool = False, prefix: str = "train", progress: bool = False,
                   total: Optional[int] = None) -> RecordWriteResult:
@@ -422,7 +501,8 @@ def write_records(directory: PathLike, samples: Iterable[tuple[ImageLike, int]],
     Layout: image keys 1..N grouped by label (stable within a label), identity records N+1..N+C with label
     ``[first_key, end_key)``, header record 0 with label ``[N+1, N+1+C]``, ``property`` = ``C,H,W`` (H, W of
     the first image). Image records carry a scalar label (RecBuilder) or, with ``label_array=True``, the array
-    ``[label, 1.0]`` (face2rec2). Labels must be 0..C-1 with every identity present. Arrays are JPEG-encoded at
+    ``[label, 1.0]`` (face2rec2). Labels must be 0..C-1 with every identity present and every image of one H,W (read
+from the header of encoded bytes). Arrays are JPEG-encoded at
     ``quality``; encoded bytes are stored untouched. Input already grouped by label streams in one pass;
     otherwise records are spooled and rewritten in grouped order. Time O(N) encodes + I/O, memory O(N) ints.
     """
@@ -436,7 +516,7 @@ def write_records(directory: PathLike, samples: Iterable[tuple[ImageLike, int]],
     grouped = True
     shape: Optional[tuple[int, int]] = None
     bar = Progress(total, f"write {rec_path}", enabled=progress)
-    fd, spool = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".rec.part", dir=directory)
+    fd, spool = create_temp(directory, f".{prefix}.", ".rec.part")
     try:
         with os.fdopen(fd, "wb") as out:
             pos = 0
@@ -447,11 +527,12 @@ def write_records(directory: PathLike, samples: Iterable[tuple[ImageLike, int]],
                     raise ValueError(f"sample {n}: expected an (image, label) pair, got {type(sample).__name__}")
                 label = _check_label(label, n)
                 data = encode_image(image, quality, what=f"sample {n}")
+                hw = _sample_hw(image, data, n)
                 if shape is None:
-                    shape = image_shape(image if isinstance(image, np.ndarray) and image.ndim >= 2 else data)
-                elif isinstance(image, np.ndarray) and image.ndim >= 2 and image.shape[:2] != shape:
-                    raise ValueError(f"sample {n}: image of size {image.shape[:2]} differs from the first image's "
-                                     f"{shape} (property records one H,W for the whole set)")
+                    shape = hw
+                elif hw != shape:
+                    raise ValueError(f"sample {n}: image of H,W {hw} differs from the first image's {shape} "
+                                     "(property records one H,W for the whole set; resize the images first)")
                 if labels and label < labels[-1]:
                     grouped = False
                 key = n + 1

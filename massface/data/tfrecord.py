@@ -8,6 +8,12 @@
   ``{data_root}/{tfr_name}/{tfr_name}-{shard:05d}.tfrecord``, or ``path<TAB>label`` for a plain image file
   under ``data_root``.
 
+Hostile or careless input gives a :class:`DataFormatError` naming the file and the record or index line: index
+numbers are range-checked, paths from the index (a shard name, a plain image path) must resolve inside
+``data_root``, a record's length is checked against the shard size before anything is read (a length field of
+2**40 is an error, not an allocation), only regular files are opened, both CRCs are verified, images are checked
+against ``max_pixels`` from their header before decoding, and messages never quote the bytes of a data file.
+
 CRC32C (Castagnoli, reflected polynomial 0x82F63B78) is computed by :func:`crc32c`, a table-driven numpy
 implementation: the message is cut into rows of ``W`` bytes; a ``(W, 256)`` table gives every byte's
 contribution to its row's CRC, so all rows are done by one gather + XOR-reduce, and the rows are chained with
@@ -24,7 +30,10 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from massface.data._base import EncodedImageDataset, FileCache, ImageLike, Progress, encode_image, size_hints
-from massface.data._errors import DataFormatError, OnError, PathLike
+from massface.data._errors import DataFormatError, OnError, PathLike, raise_or_record
+from massface.data._guard import DEFAULT_MAX_PIXELS, MAX_LABEL, component_problem, max_file_bytes, outside_root, \
+    parse_int, parse_ints, read_lines, read_regular_file, real_root, regular_size, relpath_problem, \
+    require_regular_file
 
 __all__ = ["crc32c", "masked_crc32c", "frame_tfrecord", "encode_example", "parse_example", "read_tfrecord_at",
            "iter_tfrecords", "TFRecordIndexDataset", "write_tfrecords"]
@@ -33,6 +42,9 @@ _POLY = 0x82F63B78
 _ROW = 256  # bytes per row of the vectorised CRC
 _ROWS = 256  # rows per block (64 KiB): the advance table covers 0.._ROWS rows
 _MASK_DELTA = 0xA282EAD8
+_MAX_SHARD = 10 ** 9 - 1  # shard numbers are printed with %05d; a billion shards is already absurd
+_MAX_OFFSET = 2 ** 63 - 1
+_SHARD_FIELDS = (("shard", 0, _MAX_SHARD), ("offset", 0, _MAX_OFFSET), ("label", 0, MAX_LABEL))
 
 
 @functools.lru_cache(maxsize=1)
@@ -220,20 +232,29 @@ def parse_example(data: bytes, key: str = "image") -> bytes:
 
 # ----------------------------------------------------------------------------------------------- reading
 def _read_tfrecord(files: FileCache, path: str, offset: int, hint: int, verify_crc: bool, record: object) -> bytes:
-    buf = files.read(path, offset, max(hint, 12))
+    """Data of the TFRecord at ``offset``: length CRC checked, then the length checked against the bytes left in
+    the file **before** they are read, then (``verify_crc``) the data CRC. DataFormatError naming ``path`` and
+    ``record``; messages never quote the file's bytes."""
+    buf = files.read(path, offset, max(hint, 12), record)
     if len(buf) < 12:
         raise DataFormatError(path, f"truncated: record header at byte {offset} needs 12 bytes, the file ends "
                                     f"after {len(buf)}", record)
     (length,) = struct.unpack_from("<Q", buf)
     (len_crc,) = struct.unpack_from("<I", buf, 8)
     if masked_crc32c(buf[:8]) != len_crc:
-        raise DataFormatError(path, f"length CRC mismatch at byte {offset} (stored 0x{len_crc:08x}, computed "
-                                    f"0x{masked_crc32c(buf[:8]):08x}): corrupt file or wrong index offset", record)
+        raise DataFormatError(path, f"length CRC mismatch at byte {offset}: corrupt file or wrong index offset",
+                              record)
     if len(buf) < 16 + length:
-        buf = files.read(path, offset, 16 + length)
-        if len(buf) < 16 + length:
-            raise DataFormatError(path, f"truncated: record at byte {offset} announces {length} bytes, only "
-                                        f"{max(len(buf) - 16, 0)} remain", record)
+        remaining = files.size(path, record) - offset - 16
+        if length > remaining:
+            remaining = files.size(path, record, refresh=True) - offset - 16
+        if length > remaining:
+            raise DataFormatError(path, f"truncated: record at byte {offset} announces {length:,} bytes, only "
+                                        f"{max(remaining, 0):,} remain in the file", record)
+        buf = files.read(path, offset, 16 + length, record)
+        if len(buf) < 16 + length:  # pragma: no cover - the file shrank between fstat and pread
+            raise DataFormatError(path, f"truncated: record at byte {offset} announces {length:,} bytes, only "
+                                        f"{max(len(buf) - 16, 0):,} remain", record)
     data = buf[12:12 + length]
     if verify_crc:
         (data_crc,) = struct.unpack_from("<I", buf, 12 + length)
@@ -243,7 +264,7 @@ def _read_tfrecord(files: FileCache, path: str, offset: int, hint: int, verify_c
 
 
 def read_tfrecord_at(path: PathLike, offset: int, verify_crc: bool = True) -> bytes:
-    """Data of the TFRecord starting at byte ``offset`` of ``path`` (CRCs checked)."""
+    """Data of the TFRecord starting at byte ``offset`` of ``path`` (CRCs checked; regular files only)."""
     files = FileCache()
     try:
         return _read_tfrecord(files, os.fspath(path), int(offset), 0, verify_crc, f"record at offset {offset}")
@@ -252,12 +273,12 @@ def read_tfrecord_at(path: PathLike, offset: int, verify_crc: bool = True) -> by
 
 
 def iter_tfrecords(path: PathLike, verify_crc: bool = True) -> Iterable[tuple[int, bytes]]:
-    """Yield ``(offset, data)`` for every record of a TFRecord file, in order."""
+    """Yield ``(offset, data)`` for every record of a TFRecord file, in order (regular files only)."""
     path = os.fspath(path)
-    size = os.path.getsize(path)
     files = FileCache()
     offset, n = 0, 0
     try:
+        size = files.size(path)
         while offset < size:
             data = _read_tfrecord(files, path, offset, 0, verify_crc, f"record {n} (offset {offset})")
             yield offset, data
@@ -274,64 +295,106 @@ class TFRecordIndexDataset(EncodedImageDataset):
     ``{data_root}/{tfr_name}/{tfr_name}-{shard:05d}.tfrecord``) or ``path\\tlabel`` (image file under
     ``data_root``); both kinds may be mixed. Labels come from the index (no record is read to build
     ``.labels``); ``num_classes = max(label) + 1`` as in TFace. Records are checked on read: both CRCs (the
-    data CRC can be skipped with ``verify_crc=False``) and the Example's ``image`` feature. Index lines that
-    point past the end of their shard are rejected at construction (or dropped with ``on_error="skip"``).
+    data CRC can be skipped with ``verify_crc=False``), the length against the shard size, and the Example's
+    ``image`` feature; images of more than ``max_pixels`` pixels are refused from their header.
+
+    The index must be strict UTF-8 with integers in range (shard < 10**9, offset < 2**63, label < 2**31); a
+    malformed line raises :class:`DataFormatError` naming the index and line. ``tfr_name`` must be one path
+    component and ``path`` relative without ``..`` climbing out; shards and image files must resolve (through
+    symlinks) inside ``data_root`` (a symlinked ``data_root`` itself is fine). Entries that break these rules, or
+    whose file is missing or not a regular file, or whose offset lies past the end of the shard, are rejected
+    at construction — raised, or dropped and counted in :attr:`skipped` with ``on_error="skip"``; an image file
+    that resolves outside ``data_root`` through a symlink is refused when read.
     """
 
     def __init__(self, index_file: PathLike, data_root: PathLike, transform: Optional[Callable[..., Any]] = None, *,
-                 on_error: OnError = "raise", verify_crc: bool = True, feature: str = "image") -> None:
-        super().__init__(transform, on_error)
+                 on_error: OnError = "raise", verify_crc: bool = True, feature: str = "image",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(transform, on_error, max_pixels)
         self.index_file, self.data_root = os.fspath(index_file), os.fspath(data_root)
         self.verify_crc, self.feature = verify_crc, feature
+        self._root_real = real_root(self.data_root)
+        require_regular_file(self.index_file, "TFRecord index")
         files: dict[str, int] = {}
         file_ids: list[int] = []
         offsets: list[int] = []
         labels: list[int] = []
         lines: list[int] = []
-        with open(self.index_file, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.rstrip("\r\n").split("\t")
-                if not line.strip():
-                    continue
-                where = f"line {lineno}"
-                try:
-                    if len(fields) == 4:
-                        name, shard, offset, label = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
-                        path = os.path.join(self.data_root, name, f"{name}-{shard:05d}.tfrecord")
-                    elif len(fields) == 2:
-                        path, offset, label = os.path.join(self.data_root, fields[0]), -1, int(fields[1])
-                    else:
-                        raise ValueError
-                    if label < 0 or (len(fields) == 4 and (offset < 0 or shard < 0)):
-                        raise ValueError
-                except ValueError:
-                    raise DataFormatError(self.index_file, "expected 'tfr_name<TAB>shard<TAB>offset<TAB>label' or "
-                                                           f"'path<TAB>label' with non-negative integers, got "
-                                                           f"{line.strip()[:80]!r}", where) from None
-                file_ids.append(files.setdefault(path, len(files)))
-                offsets.append(offset)
-                labels.append(label)
-                lines.append(lineno)
+        shards: set[str] = set()
+        shard_paths: dict[tuple[str, int], str] = {}
+        for lineno, line in enumerate(read_lines(self.index_file), 1):
+            if not line.strip():
+                continue
+            try:
+                path, offset, label = self._parse_line(line, f"line {lineno}", shard_paths)
+            except _EntryRefused as refused:
+                raise_or_record(refused.error, self.on_error, self.skipped)
+                continue
+            file_ids.append(files.setdefault(path, len(files)))
+            if offset >= 0:
+                shards.add(path)
+            offsets.append(offset)
+            labels.append(label)
+            lines.append(lineno)
         self._paths = list(files)
-        sizes = np.array([os.path.getsize(p) if os.path.isfile(p) else -1 for p in self._paths], dtype=np.int64)
+        problems = [self._file_problem(p, p in shards) for p in self._paths]
+        sizes = np.array([size for size, _ in problems], dtype=np.int64)
         fid = np.asarray(file_ids, dtype=np.int64)
         off = np.asarray(offsets, dtype=np.int64)
         bad = (sizes[fid] < 0) | ((off + 16 > sizes[fid]) & (off >= 0))
         keep = np.ones(fid.size, dtype=bool)
         for i in np.flatnonzero(bad).tolist():
             path = self._paths[fid[i]]
-            reason = "file not found" if sizes[fid[i]] < 0 else \
+            reason = problems[fid[i]][1] if sizes[fid[i]] < 0 else \
                 f"offset {off[i]} is past the end of the shard ({sizes[fid[i]]} bytes)"
-            err = DataFormatError(path, reason, f"{self.index_file} line {lines[i]}")
-            if self.on_error == "raise":
-                raise err
-            self.skipped.add(err)
+            raise_or_record(DataFormatError(path, reason, f"{self.index_file} line {lines[i]}"), self.on_error,
+                            self.skipped)
             keep[i] = False
         self._file_ids, self._offsets = fid[keep], off[keep]
         self._lines = np.asarray(lines, dtype=np.int64)[keep]
         self._labels = np.asarray(labels, dtype=np.int64)[keep]
         self._hints = size_hints(self._offsets, self._file_ids, np.maximum(sizes, 0))
         self.skipped.warn(f"TFRecordIndexDataset({self.index_file})")
+
+    def _parse_line(self, line: str, where: str, shard_paths: dict[tuple[str, int], str]) -> tuple[str, int, int]:
+        """(file path, offset or -1 for a plain image file, label) of one index line.
+
+        Malformed numbers raise DataFormatError; a path that is refused raises :class:`_EntryRefused` (a per-entry
+        problem, subject to ``on_error``). ``shard_paths`` caches the accepted ``(tfr_name, shard)`` paths.
+        """
+        index = self.index_file
+        fields = line.split("\t")
+        if len(fields) == 4:
+            shard, offset, label = parse_ints(fields[1:], _SHARD_FIELDS, index, where)
+            path = shard_paths.get((fields[0], shard))
+            if path is None:
+                name = fields[0]
+                problem = component_problem(name)
+                if problem is not None:
+                    raise _EntryRefused(DataFormatError(index, f"tfr_name {name[:80]!r}: {problem}; refused", where))
+                path = shard_paths[name, shard] = os.path.join(self.data_root, name, f"{name}-{shard:05d}.tfrecord")
+            return path, offset, label
+        if len(fields) != 2:
+            raise DataFormatError(index, "expected 'tfr_name<TAB>shard<TAB>offset<TAB>label' or 'path<TAB>label', "
+                                         f"got {len(fields)} tab-separated field(s)", where)
+        label = parse_int(fields[1], index, where, "label", 0, MAX_LABEL)
+        rel = fields[0]
+        problem = relpath_problem(rel)
+        if problem is not None:
+            raise _EntryRefused(DataFormatError(index, f"image path {rel[:80]!r}: {problem}; refused", where))
+        return os.path.join(self.data_root, rel), -1, label
+
+    def _file_problem(self, path: str, is_shard: bool) -> tuple[int, Optional[str]]:
+        """(size, None) for a usable file, (-1, why not) otherwise: a regular file (stat only), and for a shard one
+        that resolves inside ``data_root`` (plain image files are resolved when read: one ``realpath`` per shard
+        here, none per image)."""
+        size, problem = regular_size(path)
+        if problem is None and is_shard:
+            problem = outside_root(path, self._root_real)
+        return (-1, problem) if problem is not None else (int(size), None)  # type: ignore[arg-type]
+
+    def input_paths(self) -> tuple[list[str], list[str]]:
+        return [self.index_file] + list(self._paths), [self.data_root]
 
     def location(self, index: int) -> tuple[str, str]:
         path = self._paths[self._file_ids[index]]
@@ -343,16 +406,20 @@ class TFRecordIndexDataset(EncodedImageDataset):
         path, where = self.location(index)
         off = int(self._offsets[index])
         if off < 0:
-            try:
-                with open(path, "rb") as f:
-                    return f.read()
-            except OSError as err:
-                raise DataFormatError(path, f"cannot read image file ({err.strerror})", where) from None
+            return read_regular_file(path, where, max_bytes=max_file_bytes(self.max_pixels), root=self._root_real)
         data = _read_tfrecord(self._files, path, off, int(self._hints[index]), self.verify_crc, where)
         try:
             return parse_example(data, self.feature)
         except ValueError as err:
             raise DataFormatError(path, f"bad tf.train.Example: {err}", where) from None
+
+
+class _EntryRefused(Exception):
+    """An index entry refused for its path (carries the DataFormatError; subject to ``on_error``)."""
+
+    def __init__(self, error: DataFormatError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def write_tfrecords(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], *, name: str = "train",

@@ -8,7 +8,9 @@ checks its arguments — and the loaded object must have exactly the shape above
 therefore not run code (``os.system``, ``eval``, … are refused before they are looked up).
 
 All readers return ``(images, issame)``: RGB uint8 ``(2N, H, W, 3)`` (or the list of encoded buffers with
-``decode=False``) and bool ``(N,)``.
+``decode=False``) and bool ``(N,)``. Every image's width and height are read from its header and an image of more
+than ``max_pixels`` pixels is refused before decoding; only regular files are read; text lists must be strict
+UTF-8 with range-checked numbers, and the names in them must stay inside the image root.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import cv2
 import numpy as np
 
 from massface.data._base import ImageLike, decode_image, encode_image
-from massface.data._errors import DataFormatError, OnError, PathLike, SkipReport, check_on_error
+from massface.data._errors import DataFormatError, OnError, PathLike, SkipReport, check_on_error, raise_or_record
+from massface.data._guard import DEFAULT_MAX_PIXELS, check_max_pixels, component_problem, create_temp, \
+    max_file_bytes, parse_int, read_lines, read_regular_file, real_root
 
 __all__ = ["read_bin", "write_bin", "read_lfw_pairs", "read_pair_folders", "load_bin_pickle"]
 
@@ -130,6 +134,9 @@ def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[Union
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as err:
         raise DataFormatError(path, f"rejected pickle: {err}") from None
+    except MemoryError:  # a length field in the stream far beyond the file: refused before anything is read
+        raise DataFormatError(path, f"not a readable pickle: a length field announces more data than the "
+                                    f"{len(data):,}-byte file holds") from None
     except Exception as err:  # truncated / corrupt stream
         raise DataFormatError(path, f"not a readable pickle ({type(err).__name__}: {err})") from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
@@ -163,9 +170,10 @@ def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[Union
 
 
 def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[tuple[str, str]],
-                  image_size: Optional[tuple[int, int]], on_error: OnError,
-                  skipped: SkipReport) -> tuple[np.ndarray, np.ndarray]:
-    """Decode 2N buffers into one (2N', H, W, 3) array, dropping whole pairs on error in skip mode."""
+                  image_size: Optional[tuple[int, int]], on_error: OnError, skipped: SkipReport,
+                  max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode 2N buffers into one (2N', H, W, 3) array, dropping whole pairs on error in skip mode (each image's
+    header is checked against ``max_pixels`` before it is decoded)."""
     images: Optional[np.ndarray] = None
     keep = np.ones(issame.size, dtype=bool)
     out_i = 0
@@ -174,7 +182,7 @@ def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[
             pair = []
             for j in (2 * k, 2 * k + 1):
                 path, record = sources[j]
-                img = decode_image(buffers[j], path, record)
+                img = decode_image(buffers[j], path, record, max_pixels=max_pixels)
                 if image_size is not None and img.shape[:2] != tuple(image_size):
                     img = cv2.resize(img, (image_size[1], image_size[0]), interpolation=cv2.INTER_AREA
                                      if img.shape[0] > image_size[0] else cv2.INTER_LINEAR)
@@ -200,23 +208,26 @@ def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[
 
 
 def read_bin(path: PathLike, *, decode: bool = True, image_size: Optional[tuple[int, int]] = None,
-             on_error: OnError = "raise") -> tuple[Union[np.ndarray, list], np.ndarray]:
+             on_error: OnError = "raise", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list],
+                                                                                          np.ndarray]:
     """Read an insightface verification ``.bin`` (lfw, cfp_fp, agedb_30, …) safely.
 
     Returns ``(images, issame)``: RGB uint8 (2N, H, W, 3) decoded with OpenCV (BGR->RGB), pair k being rows
     2k and 2k+1, and bool (N,). ``decode=False`` returns the encoded buffers instead. ``image_size=(H, W)``
     resizes images of another size (insightface resizes when the width is not 112). ``on_error="skip"`` drops
-    pairs with an undecodable image (warned, counted). Time O(N·H·W), memory the decoded array.
+    pairs with an undecodable image, or one of more than ``max_pixels`` pixels (checked from its header before
+    decoding), warned and counted. The file must be a regular file; it is unpickled by the restricted unpickler
+    (:func:`load_bin_pickle`). Time O(N·H·W), memory the decoded array.
     """
     path = os.fspath(path)
     on_error = check_on_error(on_error)
-    with open(path, "rb") as f:
-        buffers, issame = load_bin_pickle(f.read(), path)
+    max_pixels = check_max_pixels(max_pixels)
+    buffers, issame = load_bin_pickle(read_regular_file(path), path)
     if not decode:
         return buffers, issame
     sources = [(path, f"bins[{i}] (pair {i // 2})") for i in range(len(buffers))]
     skipped = SkipReport()
-    images, issame = _decode_pairs(buffers, issame, sources, image_size, on_error, skipped)
+    images, issame = _decode_pairs(buffers, issame, sources, image_size, on_error, skipped, max_pixels)
     skipped.warn(f"read_bin({path}): dropped the pairs of", stacklevel=3)
     return images, issame
 
@@ -227,7 +238,8 @@ def write_bin(path: PathLike, images: Union[np.ndarray, Sequence[ImageLike]], is
 
     ``images`` is an RGB uint8 array (2N, H, W, 3) (JPEG-encoded at ``quality``) or a sequence of encoded
     buffers / RGB arrays (encoded bytes are stored untouched). Pickle protocol 4 (readable by insightface's
-    ``pickle.load`` under Python 3).
+    ``pickle.load`` under Python 3). Written to a temporary file and renamed over ``path``, so a killed write
+    leaves no partial ``.bin`` and an existing ``path`` (or a file hard-linked to it) is never written into.
     """
     flags = np.asarray(issame)
     if flags.ndim != 1 or not (flags.dtype == np.bool_ or np.isin(flags, (0, 1)).all()):
@@ -239,30 +251,38 @@ def write_bin(path: PathLike, images: Union[np.ndarray, Sequence[ImageLike]], is
     if len(items) != 2 * flags.size:
         raise ValueError(f"{len(items)} images for {flags.size} pairs (expected 2 images per pair)")
     bins = [encode_image(img, quality, what=f"images[{i}]") for i, img in enumerate(items)]
-    with open(path, "wb") as f:
-        pickle.dump((bins, [bool(v) for v in flags]), f, protocol=4)
+    path = os.fspath(path)
+    fd, tmp = create_temp(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.", ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump((bins, [bool(v) for v in flags]), f, protocol=4)
+        os.replace(tmp, path)  # a new file: never writes through a link into an existing one
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 # ----------------------------------------------------------------------------------------------- LFW
 def _read_files(paths: Sequence[str], record_names: Sequence[str], issame: np.ndarray, on_error: OnError,
-                skipped: SkipReport, pairs_path: str) -> tuple[list[bytes], np.ndarray, list[tuple[str, str]]]:
+                skipped: SkipReport, pairs_path: str, root: str,
+                max_pixels: int) -> tuple[list[bytes], np.ndarray, list[tuple[str, str]]]:
+    """Read the two image files of every pair (regular files of at most :func:`max_file_bytes` bytes that resolve
+    inside ``root``); a pair with an unreadable image raises, or is dropped and counted in skip mode."""
     buffers: list[bytes] = []
     sources: list[tuple[str, str]] = []
     keep = np.ones(issame.size, dtype=bool)
+    root_real, limit = real_root(root), max_file_bytes(max_pixels)
     for k in range(issame.size):
         try:
             pair = []
             for j in (2 * k, 2 * k + 1):
                 try:
-                    with open(paths[j], "rb") as f:
-                        pair.append(f.read())
-                except OSError as err:
-                    raise DataFormatError(pairs_path, f"cannot read image {paths[j]} ({err.strerror})",
-                                          record_names[k]) from None
+                    pair.append(read_regular_file(paths[j], record_names[k], max_bytes=limit, root=root_real))
+                except DataFormatError as err:
+                    raise DataFormatError(pairs_path, f"image {paths[j]}: {err.reason}", record_names[k]) from None
         except DataFormatError as err:
-            if on_error == "raise":
-                raise
-            skipped.add(err)
+            raise_or_record(err, on_error, skipped)
             keep[k] = False
             continue
         buffers.extend(pair)
@@ -272,18 +292,30 @@ def _read_files(paths: Sequence[str], record_names: Sequence[str], issame: np.nd
 
 def _finish_pairs(buffers: list[bytes], issame: np.ndarray, sources: list[tuple[str, str]], decode: bool,
                   image_size: Optional[tuple[int, int]], on_error: OnError, skipped: SkipReport,
-                  what: str) -> tuple[Union[np.ndarray, list], np.ndarray]:
+                  what: str, max_pixels: int) -> tuple[Union[np.ndarray, list], np.ndarray]:
     if decode:
-        images, issame = _decode_pairs(buffers, issame, sources, image_size, on_error, skipped)
+        images, issame = _decode_pairs(buffers, issame, sources, image_size, on_error, skipped, max_pixels)
     else:
         images = buffers
     skipped.warn(f"{what}: dropped the pairs of", stacklevel=4)
     return images, issame
 
 
+def _name(value: str, path: str, record: str) -> str:
+    """A person / pair-folder name from a list, refused unless it is one path component."""
+    problem = component_problem(value)
+    if problem is not None:
+        raise DataFormatError(path, f"name {value[:80]!r}: {problem}; refused", record)
+    return value
+
+
+#: Largest count in a pairs.txt header and largest image number in a line.
+_MAX_COUNT = 10 ** 7
+
+
 def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jpg", decode: bool = True,
-                   image_size: Optional[tuple[int, int]] = None,
-                   on_error: OnError = "raise") -> tuple[Union[np.ndarray, list], np.ndarray]:
+                   image_size: Optional[tuple[int, int]] = None, on_error: OnError = "raise",
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list], np.ndarray]:
     """LFW ``pairs.txt`` + an image root (``root/name/name_%04d.<ext>``, usually a pre-aligned 112×112 copy)
     -> ``(images, issame)`` in file order, like insightface's ``lfw2pack.py``.
 
@@ -292,21 +324,22 @@ def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jp
     Line counts and kinds are checked. Missing or unreadable images raise, or with ``on_error="skip"`` drop the
     pair (lfw2pack drops missing pairs silently; here they are counted and warned). ``decode=False`` returns
     the raw file bytes (for packing a ``.bin`` without re-encoding).
+
+    The file must be strict UTF-8; counts and image numbers are integers below 10**7, names single path components
+    (no ``/`` or ``..``), and image files regular files that resolve inside ``image_root``; images of more than
+    ``max_pixels`` pixels are refused from their header.
     """
     pairs_path, root = os.fspath(pairs_path), os.fspath(image_root)
     on_error = check_on_error(on_error)
-    with open(pairs_path, encoding="utf-8") as f:
-        lines = [(n, line.split()) for n, line in enumerate(f, 1) if line.strip()]
+    max_pixels = check_max_pixels(max_pixels)
+    lines = [(n, line.split()) for n, line in enumerate(read_lines(pairs_path), 1) if line.strip()]
     if not lines:
         raise DataFormatError(pairs_path, "empty file (expected a header line 'sets pairs_per_set')")
-    _, header = lines[0]
-    try:
-        counts = [int(v) for v in header]
-    except ValueError:
-        counts = []
-    if len(counts) not in (1, 2) or min(counts) <= 0:
+    head_line, header = lines[0]
+    if len(header) not in (1, 2):
         raise DataFormatError(pairs_path, f"header must be 'sets pairs_per_set' (e.g. '10 300'), got {header}",
-                              "line 1")
+                              f"line {head_line}")
+    counts = [parse_int(v, pairs_path, f"line {head_line}", "header count", 1, _MAX_COUNT) for v in header]
     n_sets, per_set = (counts[0], counts[1]) if len(counts) == 2 else (1, counts[0])
     body = lines[1:]
     if len(body) != 2 * n_sets * per_set:
@@ -317,18 +350,14 @@ def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jp
     flags = np.empty(len(body), dtype=bool)
     for k, (lineno, fields) in enumerate(body):
         expect_same = (k % (2 * per_set)) < per_set
-        try:
-            if len(fields) == 3:
-                a, i, j = fields
-                pair = ((a, int(i)), (a, int(j)))
-            elif len(fields) == 4:
-                a, i, b, j = fields
-                pair = ((a, int(i)), (b, int(j)))
-            else:
-                raise ValueError
-        except ValueError:
-            raise DataFormatError(pairs_path, f"expected 'name i j' or 'name1 i name2 j', got {' '.join(fields)!r}",
-                                  f"line {lineno}") from None
+        where = f"line {lineno}"
+        if len(fields) not in (3, 4):
+            raise DataFormatError(pairs_path, f"expected 'name i j' or 'name1 i name2 j', got "
+                                              f"{' '.join(fields)[:120]!r}", where)
+        names_nums = (fields[0], fields[1], fields[0], fields[2]) if len(fields) == 3 else fields
+        pair = tuple((_name(names_nums[2 * t], pairs_path, where),
+                      parse_int(names_nums[2 * t + 1], pairs_path, where, "image number", 0, _MAX_COUNT))
+                     for t in (0, 1))
         if (len(fields) == 3) != expect_same:
             raise DataFormatError(pairs_path, f"expected a {'same' if expect_same else 'different'} pair here "
                                               f"(each set is {per_set} same lines then {per_set} different lines)",
@@ -337,35 +366,39 @@ def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jp
         names.append(f"line {lineno}")
         paths.extend(os.path.join(root, name, f"{name}_{num:04d}.{ext}") for name, num in pair)
     skipped = SkipReport()
-    buffers, flags, sources = _read_files(paths, names, flags, on_error, skipped, pairs_path)
+    buffers, flags, sources = _read_files(paths, names, flags, on_error, skipped, pairs_path, root, max_pixels)
     return _finish_pairs(buffers, flags, sources, decode, image_size, on_error, skipped,
-                         f"read_lfw_pairs({pairs_path})")
+                         f"read_lfw_pairs({pairs_path})", max_pixels)
 
 
 def read_pair_folders(pair_list: PathLike, image_root: PathLike, *, decode: bool = True,
-                      image_size: Optional[tuple[int, int]] = None,
-                      on_error: OnError = "raise") -> tuple[Union[np.ndarray, list], np.ndarray]:
+                      image_size: Optional[tuple[int, int]] = None, on_error: OnError = "raise",
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list], np.ndarray]:
     """MassFace's pair layout: ``image_root/<pair_id>/`` holds the two images of a pair, ``pair_list`` has lines
     ``pair_id same`` (same = 1/0 or true/false) -> ``(images, issame)``.
 
     Unlike MassFace's ``os.listdir`` walk (eval-protocols §5.3), the pair order is the list's line order and
-    the two images are taken in sorted file-name order, so the folds are deterministic.
+    the two images are taken in sorted file-name order, so the folds are deterministic. The list must be strict
+    UTF-8 and each ``pair_id`` one path component; images are read as in :func:`read_lfw_pairs`.
     """
     list_path, root = os.fspath(pair_list), os.fspath(image_root)
     on_error = check_on_error(on_error)
+    max_pixels = check_max_pixels(max_pixels)
     paths: list[str] = []
     names: list[str] = []
     flags: list[bool] = []
-    with open(list_path, encoding="utf-8") as f:
-        rows = [(n, line.split()) for n, line in enumerate(f, 1) if line.strip()]
+    rows = [(n, line.split()) for n, line in enumerate(read_lines(list_path), 1) if line.strip()]
     skipped = SkipReport()
     for lineno, fields in rows:
         where = f"line {lineno}"
         if len(fields) != 2 or fields[1].lower() not in ("0", "1", "true", "false"):
             raise DataFormatError(list_path, f"expected 'pair_id same' with same in 0/1/true/false, got "
-                                             f"{' '.join(fields)!r}", where)
-        folder = os.path.join(root, fields[0])
-        files = sorted(e for e in os.listdir(folder) if not e.startswith(".")) if os.path.isdir(folder) else []
+                                             f"{' '.join(fields)[:120]!r}", where)
+        folder = os.path.join(root, _name(fields[0], list_path, where))
+        try:
+            files = sorted(e for e in os.listdir(folder) if not e.startswith(".")) if os.path.isdir(folder) else []
+        except OSError as err:
+            raise DataFormatError(list_path, f"cannot list pair folder {folder} ({err.strerror})", where) from None
         if len(files) != 2:
             err = DataFormatError(list_path, f"pair folder {folder} must hold exactly 2 images, found {len(files)}",
                                   where)
@@ -376,6 +409,7 @@ def read_pair_folders(pair_list: PathLike, image_root: PathLike, *, decode: bool
         flags.append(fields[1].lower() in ("1", "true"))
         names.append(where)
         paths.extend(os.path.join(folder, name) for name in files)
-    buffers, issame, sources = _read_files(paths, names, np.array(flags, dtype=bool), on_error, skipped, list_path)
+    buffers, issame, sources = _read_files(paths, names, np.array(flags, dtype=bool), on_error, skipped, list_path,
+                                           root, max_pixels)
     return _finish_pairs(buffers, issame, sources, decode, image_size, on_error, skipped,
-                         f"read_pair_folders({list_path})")
+                         f"read_pair_folders({list_path})", max_pixels)

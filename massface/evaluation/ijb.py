@@ -19,12 +19,15 @@ times the templates those pairs touch), and image features can be streamed to a 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
+
+from massface.data._errors import DataFormatError
 
 __all__ = [
     "FeatureFlags",
@@ -43,6 +46,7 @@ __all__ = [
 ]
 
 DEFAULT_FARS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+_MAX_ID = 2**63 - 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,26 +481,76 @@ class IJBMeta:
         return len(self.image_names)
 
 
-def _read_columns(path: Path, n_cols: int, sep: str | None = None, skip_header: bool = False) -> list[list[str]]:
-    if not path.is_file():
+@dataclass
+class _Table:
+    """The non-blank lines of an IJB list split into fields, with the 1-based line number of each row."""
+
+    path: Path
+    rows: list[list[str]]
+    lines: np.ndarray
+
+    def where(self, i: int) -> str:
+        return f"line {int(self.lines[i])}"
+
+
+def _read_columns(path: Path, n_cols: int, sep: str | None = None, skip_header: bool = False) -> _Table:
+    """Rows of at least ``n_cols`` fields of a regular, strict-UTF-8 list file (DataFormatError naming the line)."""
+    from massface.data._guard import read_lines
+
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"IJB file not found: {path}")
-    lines = path.read_text().splitlines()
-    if skip_header:
-        lines = lines[1:]
-    rows = [line.split(sep) if sep else line.split() for line in lines if line.strip()]
-    for i, r in enumerate(rows):
+    lines = read_lines(path)  # regular files only (a FIFO is an error, not a hang); UTF-8 errors name the line
+    first = 1 if skip_header else 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for n in range(first, len(lines)):
+        line = lines[n]
+        if not line.strip():
+            continue
+        r = line.split(sep) if sep else line.split()
         if len(r) < n_cols:
-            raise ValueError(
-                f"{path}: line {i + 1 + int(skip_header)} has {len(r)} fields, expected {n_cols}: {' '.join(r)!r}"
-            )
-    return rows
+            raise DataFormatError(path, f"has {len(r)} fields, expected {n_cols}: {' '.join(r)[:120]!r}",
+                                  f"line {n + 1}")
+        rows.append(r)
+        numbers.append(n + 1)
+    return _Table(path, rows, np.asarray(numbers, dtype=np.int64))
 
 
-def _int_column(rows: list[list[str]], col: int, path: Path) -> np.ndarray:
+def _int_column(table: _Table, col: int) -> np.ndarray:
+    """Column ``col`` as int64 ids, each a non-negative integer below 2**63 (DataFormatError naming the line)."""
+    from massface.data._guard import parse_int
+
+    values = [r[col] for r in table.rows]
     try:
-        return np.array([r[col] for r in rows], dtype=np.int64)
-    except ValueError as exc:
-        raise ValueError(f"{path}: column {col + 1} must hold integers ({exc})") from exc
+        out = np.array(values, dtype=np.int64)
+    except (ValueError, OverflowError):  # find and name the culprit
+        for i, v in enumerate(values):
+            parse_int(v, table.path, table.where(i), f"column {col + 1}", 0, _MAX_ID)
+        raise DataFormatError(table.path, f"column {col + 1} must hold integers") from None
+    bad = np.flatnonzero(out < 0)
+    if bad.size:
+        raise DataFormatError(table.path, f"column {col + 1} holds {out[bad[0]]}; ids must be non-negative "
+                                          "integers", table.where(int(bad[0])))
+    return out
+
+
+def _float_columns(table: _Table, cols: slice) -> np.ndarray:
+    """Columns ``cols`` as finite float32 (DataFormatError naming the line of a non-number or inf / nan)."""
+    try:
+        out = np.array([r[cols] for r in table.rows], dtype=np.float32)
+    except ValueError:
+        for i, r in enumerate(table.rows):
+            try:
+                [float(v) for v in r[cols]]
+            except ValueError:
+                raise DataFormatError(table.path, f"landmark and score columns must be numbers, got "
+                                                  f"{' '.join(r[cols])[:120]!r}", table.where(i)) from None
+        raise DataFormatError(table.path, "landmark and score columns must be numbers") from None
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1)) if out.size else np.zeros(0, dtype=np.int64)
+    if bad.size:
+        raise DataFormatError(table.path, "landmark and score columns must be finite numbers (inf, nan or a value "
+                                          "beyond float32 found)", table.where(int(bad[0])))
+    return out
 
 
 def _find_meta(meta: Path, suffix: str, prefix: str) -> Path:
@@ -515,6 +569,11 @@ def read_ijb(root: str | Path, name: str | None = None, read_1n: bool = True) ->
     ``name`` is ``"ijbb"`` / ``"ijbc"`` (default: the directory name, lower-cased). Checks that the
     tid/mid and landmark files agree line by line, that pair labels are 0/1, and reads the 1:N gallery
     (``*_1N_gallery_G1.csv``/``G2``, IJB-B ``S1``/``S2``) and probe CSVs when present.
+
+    Every list must be a regular, strict-UTF-8 text file; ids are non-negative integers below 2**63, landmarks
+    and scores finite numbers, and image names relative paths that stay inside ``loose_crop/`` (no absolute
+    path, no ``..`` climbing out). Bad input raises :class:`~massface.data.DataFormatError` (a ValueError) naming
+    the file and line.
     """
     root = Path(root)
     meta = root / "meta"
@@ -524,35 +583,41 @@ def read_ijb(root: str | Path, name: str | None = None, read_1n: bool = True) ->
     p_tid = _find_meta(meta, "_face_tid_mid.txt", prefix)
     p_lmk = _find_meta(meta, "_name_5pts_score.txt", prefix)
     p_pair = _find_meta(meta, "_template_pair_label.txt", prefix)
-    tid_rows = _read_columns(p_tid, 3)
-    lmk_rows = _read_columns(p_lmk, 12)
-    if len(tid_rows) != len(lmk_rows):
-        raise ValueError(
-            f"{p_tid.name} has {len(tid_rows)} lines but {p_lmk.name} has {len(lmk_rows)}; they must list the "
+    from massface.data._guard import relpath_problem
+
+    tid = _read_columns(p_tid, 3)
+    lmk = _read_columns(p_lmk, 12)
+    if len(tid.rows) != len(lmk.rows):
+        raise DataFormatError(
+            p_tid, f"has {len(tid.rows)} lines but {p_lmk.name} has {len(lmk.rows)}; they must list the "
             f"same images in the same order"
         )
-    names = [r[0] for r in tid_rows]
-    for i, r in enumerate(lmk_rows):
+    names = [r[0] for r in tid.rows]
+    for i, name in enumerate(names):
+        problem = relpath_problem(name)
+        if problem is not None:
+            raise DataFormatError(p_tid, f"image name {name[:80]!r}: {problem}; refused", tid.where(i))
+    for i, r in enumerate(lmk.rows):
         if r[0] != names[i]:
-            raise ValueError(f"line {i + 1}: {p_tid.name} lists {names[i]!r} but {p_lmk.name} lists {r[0]!r}")
-    try:
-        nums = np.array([r[1:12] for r in lmk_rows], dtype=np.float32)
-    except ValueError as exc:
-        raise ValueError(f"{p_lmk}: landmark and score columns must be numbers ({exc})") from exc
-    pair_rows = _read_columns(p_pair, 3)
-    labels = _int_column(pair_rows, 2, p_pair)
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"{p_pair}: labels (3rd column) must be 0 or 1")
+            raise DataFormatError(p_lmk, f"lists {r[0][:80]!r} but {p_tid.name} {tid.where(i)} lists "
+                                         f"{names[i][:80]!r}", lmk.where(i))
+    nums = _float_columns(lmk, slice(1, 12))
+    pair = _read_columns(p_pair, 3)
+    labels = _int_column(pair, 2)
+    bad = np.flatnonzero(~np.isin(labels, (0, 1)))
+    if bad.size:
+        raise DataFormatError(p_pair, f"labels (3rd column) must be 0 or 1, got {labels[bad[0]]}",
+                              pair.where(int(bad[0])))
     out = IJBMeta(
         root=root,
         name=prefix,
         image_names=names,
-        template_ids=_int_column(tid_rows, 1, p_tid),
-        media_ids=_int_column(tid_rows, 2, p_tid),
+        template_ids=_int_column(tid, 1),
+        media_ids=_int_column(tid, 2),
         landmarks=nums[:, :10].reshape(-1, 5, 2),
         scores=nums[:, 10].copy(),
-        pair_t1=_int_column(pair_rows, 0, p_pair),
-        pair_t2=_int_column(pair_rows, 1, p_pair),
+        pair_t1=_int_column(pair, 0),
+        pair_t2=_int_column(pair, 1),
         pair_labels=labels,
     )
     if read_1n:
@@ -568,15 +633,15 @@ def read_ijb(root: str | Path, name: str | None = None, read_1n: bool = True) ->
 
 def _read_1n_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Unique ``(template_ids, subject_ids)`` of a 1:N CSV (header row; TEMPLATE_ID, SUBJECT_ID first)."""
-    rows = _read_columns(path, 2, sep=",", skip_header=True)
-    t = _int_column(rows, 0, path)
-    s = _int_column(rows, 1, path)
+    table = _read_columns(path, 2, sep=",", skip_header=True)
+    t = _int_column(table, 0)
+    s = _int_column(table, 1)
     tu, first = np.unique(t, return_index=True)
     su = s[first]
     t_sorted = np.argsort(t, kind="stable")
     grp = np.searchsorted(tu, t[t_sorted])
     if np.any(s[t_sorted] != su[grp]):
-        raise ValueError(f"{path}: a template is listed with more than one SUBJECT_ID")
+        raise DataFormatError(path, "a template is listed with more than one SUBJECT_ID")
     return tu, su
 
 
@@ -584,17 +649,20 @@ def _read_1n_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 # feature extraction from the loose crops
 
 
-def _iter_aligned(meta: IJBMeta, start: int, stop: int, image_size: int) -> Iterable[np.ndarray]:
-    import cv2
-
+def _iter_aligned(meta: IJBMeta, start: int, stop: int, image_size: int, max_pixels: int) -> Iterable[np.ndarray]:
+    """Aligned RGB crops of images ``start..stop-1``: each a regular file that resolves inside ``loose_crop/``,
+    header-checked against ``max_pixels`` before decoding (DataFormatError naming the file and image)."""
+    from massface.data._base import decode_image
+    from massface.data._guard import max_file_bytes, read_regular_file, real_root
     from massface.data.align import align_face  # lazily: written alongside this module
 
+    crops = meta.root / "loose_crop"
+    root_real, limit = real_root(crops), max_file_bytes(max_pixels)
     for i in range(start, stop):
-        path = meta.root / "loose_crop" / meta.image_names[i]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"cannot read IJB image {path} (line {i + 1} of the tid_mid file)")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        path = crops / meta.image_names[i]
+        where = f"image {i} of the tid_mid list"
+        data = read_regular_file(path, where, max_bytes=limit, root=root_real)
+        rgb = decode_image(data, path, where, max_pixels=max_pixels)
         yield align_face(rgb, meta.landmarks[i], image_size=(image_size, image_size))
 
 
@@ -607,21 +675,27 @@ def extract_ijb_features(
     image_size: int = 112,
     device: Any = None,
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Per-image IJB features: 5-point alignment, embedding (+ flip), flags. Streams to ``out_path``.
 
     Images are read from ``loose_crop/`` with OpenCV, aligned by ``massface.data.align.align_face`` with
     the detector's landmarks, normalised ``(x/255 - 0.5)/0.5`` and embedded batch by batch; with
     ``out_path`` the ``(N, D)`` float32 features go to a ``.npy`` memmap (bounded memory at IJB-C size).
+    Images of more than ``max_pixels`` pixels (default :data:`massface.data._guard.DEFAULT_MAX_PIXELS`) are
+    refused from their header; an unreadable image raises :class:`~massface.data.DataFormatError`.
     Time ``O(N)`` forward passes, memory ``O(batch · image)`` plus the output.
     """
     from massface.evaluation.runner import embed_batch
 
+    from massface.data._guard import DEFAULT_MAX_PIXELS, check_max_pixels
+
+    limit = check_max_pixels(DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     n = meta.num_images
     out: np.ndarray | None = None
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        imgs = np.stack(list(_iter_aligned(meta, start, stop, image_size)))
+        imgs = np.stack(list(_iter_aligned(meta, start, stop, image_size, limit)))
         e, ef = embed_batch(model, imgs, flip=flags.flip, device=device)
         f = combine_features(e, ef, meta.scores[start:stop], flags)
         if out is None:

@@ -285,8 +285,10 @@ EDITS = {
     "step beyond the run": (_set("step", 10 ** 30), "step: expected an integer in [0, train.steps=4]"),
     "negative step": (_set("step", -1), "step: expected an integer"),
     "step as a string": (_set("step", "2"), "step: expected an integer"),
-    "model missing a key": (lambda s: s["model"].pop(next(iter(s["model"]))), "model does not match this MobileFaceNet: missing key"),
-    "model with an extra key": (lambda s: s["model"].__setitem__("extra.weight", torch.zeros(1)), "unexpected key 'extra.weight'"),
+    "model missing a key": (lambda s: s["model"].pop(next(iter(s["model"]))),
+                            "model does not match this MobileFaceNet: missing key"),
+    "model with an extra key": (lambda s: s["model"].__setitem__("extra.weight", torch.zeros(1)),
+                                "unexpected key 'extra.weight'"),
     "model not a dict": (_set("model", [1, 2]), "model: expected a state dict"),
     "head dropped": (_set("head", None), "head: the checkpoint has no classification head"),
     "optimizer garbage": (_set("optimizer", {"state": 3}), "optimizer: "),
@@ -424,7 +426,7 @@ def test_non_finite_embeddings_follow_on_nan(tmp_path, head):
         skip.fit()
 
 
-# ----------------------------------------------------------------------------------------- the sampler as others drive it
+# ------------------------------------------------------------------------------- the sampler as others drive it
 @pytest.mark.parametrize("small", ["oversample", "take_all"])
 def test_epochs_counted_by_len_are_all_full(small):
     s = PKSampler(torch.arange(8).repeat_interleave(4), p=4, k=2, small=small)
@@ -504,3 +506,34 @@ def test_cli_trains_refuses_no_resume_then_resumes(tmp_path):
     proc = _run(base + ["--set", "train.steps=3"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resumed from" in proc.stderr and '"step": 3' in proc.stdout
+
+
+# ------------------------------------------------------------------------------- data.max_pixels reaches the readers
+def test_config_max_pixels_bounds_training_and_evaluation_reads(tmp_path, capsys):
+    import numpy as np
+
+    from massface.data import DataFormatError
+    from massface.data.folder import write_folder
+    from massface.data.verification import write_bin
+    from massface.evaluation.cli import main as eval_main
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    write_folder(tmp_path / "faces", [(images[i], i // 2) for i in range(8)])
+    cfg = tiny_config(tmp_path / "run")
+    cfg.data.format, cfg.data.path, cfg.data.max_pixels = "folder", str(tmp_path / "faces"), 32 * 32 - 1
+    cfg.data.synthetic_identities = 4
+    with pytest.raises(DataFormatError, match=r"faces/.*more than max_pixels=1,023"):
+        Trainer(cfg, **QUIET).fit(until=1)
+    faces = rng.integers(0, 255, (8, 112, 112, 3), dtype=np.uint8)
+    write_bin(tmp_path / "lfw.bin", faces, [True, False, True, False])
+    model = tmp_path / "model.pt"
+    from massface.backbones import build_backbone
+
+    torch.save(build_backbone("mobilefacenet", 16).state_dict(), model)
+    argv = ["--model", str(model), "--backbone", "mobilefacenet", "--embedding-size", "16", "--data-dir",
+            str(tmp_path), "--out", str(tmp_path / "eval"), "--quiet", "--no-plots", "--batch-size", "8",
+            "--folds", "2"]
+    assert eval_main(argv + ["--max-pixels", str(112 * 112 - 1)]) == 1
+    assert "lfw.bin" in capsys.readouterr().err
+    assert eval_main(argv + ["--max-pixels", str(112 * 112)]) == 0

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=_floats, default=[1e-3], help="FARs for TAR@FAR (default: 1e-3)")
     p.add_argument("--folds", type=int, default=10, help="number of folds (default: 10)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images whose header announces more pixels (default: 40,000,000)")
     p.add_argument("--device", default="cpu", help="torch device for torch models (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
@@ -80,7 +82,7 @@ def _run_ijb(model: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     feats = extract_ijb_features(
         model, meta, FEATURE_PRESETS[args.ijb_preset], batch_size=args.batch_size,
         out_path=out / f"{meta.name}_features.npy",
-        progress=not args.quiet,
+        progress=not args.quiet, max_pixels=args.max_pixels,
     )
     templates, tfeats = pool_templates(feats, meta.template_ids, meta.media_ids)
     tpr, curve = verify_templates(
@@ -126,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(flip=args.flip, batch_size=args.batch_size, variant=args.variant, n_folds=args.folds,
-                  thresholds=args.thresholds, far_targets=args.far, progress=not args.quiet)
+                  thresholds=args.thresholds, far_targets=args.far, progress=not args.quiet,
+                  max_pixels=args.max_pixels)
     results = {}
     try:
         for name, path in bins.items():

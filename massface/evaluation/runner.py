@@ -249,17 +249,25 @@ def evaluate_images(
     return evaluate_pairs(emb[0::2], emb[1::2], issame, n_folds=n_folds, thresholds=thresholds, far_targets=far_targets)
 
 
+def _pixel_bound(max_pixels: int | None) -> dict[str, int]:
+    """``max_pixels=`` for a reader, or nothing (the reader's default) when None."""
+    return {} if max_pixels is None else {"max_pixels": max_pixels}
+
+
 def evaluate_bin(
     model: Callable[[Any], Any],
     path: str | Path,
     flip: bool | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    max_pixels: int | None = None,
     **kwargs: Any,
 ) -> PairEvaluation:
     """10-fold verification of ``model`` on one insightface ``.bin`` set (e.g. ``lfw.bin``).
 
-    Images are read by ``massface.data.verification.read_bin`` (RGB, pair ``k`` = images ``2k``, ``2k+1``),
+    Images are read by ``massface.data.verification.read_bin`` (RGB, pair ``k`` = images ``2k``, ``2k+1``;
+    an image whose header announces more than ``max_pixels`` pixels is refused before decoding — default
+    ``massface.data.DEFAULT_MAX_PIXELS``),
     embedded by :func:`embed_images` (``flip=None``: on for the insightface variant) and scored by
     :func:`~massface.evaluation.verification.evaluate_pairs`. ``kwargs``: ``variant``, ``n_folds``,
     ``thresholds``, ``far_targets``, ``device``.
@@ -267,7 +275,7 @@ def evaluate_bin(
     from massface.data.verification import read_bin
 
     path = Path(path)
-    images, issame = read_bin(path)
+    images, issame = read_bin(path, **_pixel_bound(max_pixels))
     return evaluate_images(model, images, issame, flip=flip, batch_size=batch_size,
                            progress=path.stem if progress else None, source=str(path), **kwargs)
 
@@ -280,6 +288,7 @@ def evaluate_lfw_pairs(
     flip: bool | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    max_pixels: int | None = None,
     **kwargs: Any,
 ) -> PairEvaluation:
     """Like :func:`evaluate_bin` for LFW's ``pairs.txt`` + an aligned image tree (``root/name/name_%04d.jpg``).
@@ -288,7 +297,7 @@ def evaluate_lfw_pairs(
     """
     from massface.data.verification import read_lfw_pairs
 
-    images, issame = read_lfw_pairs(pairs_path, image_root, ext=ext)
+    images, issame = read_lfw_pairs(pairs_path, image_root, ext=ext, **_pixel_bound(max_pixels))
     return evaluate_images(model, images, issame, flip=flip, batch_size=batch_size,
                            progress="lfw pairs" if progress else None, source=str(pairs_path), **kwargs)
 

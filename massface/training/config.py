@@ -26,6 +26,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from massface.data._guard import DEFAULT_MAX_PIXELS
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -149,7 +151,7 @@ class DataConfig:
     min_images: int = 2
     workers: int = 2
     transform: Literal["default", "light", "occlusion", "none"] = "default"
-    max_pixels: int = 40_000_000  # largest decoded image (width × height) a reader accepts: max_pixels=
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest decoded image (width × height) a reader accepts: max_pixels=
 
     def validate(self, path: str) -> None:
         for name in ("p", "k", "min_images", "synthetic_identities", "synthetic_images_per_identity",

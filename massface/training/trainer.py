@@ -102,15 +102,15 @@ def build_dataset(cfg: Config) -> LabelledDataset:
         if d.format == "rec":
             from massface.data.recordio import RecordDataset
 
-            base = RecordDataset(path)
+            base = RecordDataset(path, max_pixels=d.max_pixels)
         elif d.format == "folder":
             from massface.data.folder import FolderDataset
 
-            base = FolderDataset(path)
+            base = FolderDataset(path, max_pixels=d.max_pixels)
         else:
             from massface.data.tfrecord import TFRecordIndexDataset
 
-            base = TFRecordIndexDataset(path, d.data_root)
+            base = TFRecordIndexDataset(path, d.data_root, max_pixels=d.max_pixels)
     if d.transform == "none":
         transform = build_eval_transform()
     else:
@@ -360,7 +360,8 @@ class Trainer:
         and the first bad field or key (nothing is half-restored into the model before the check)."""
         missing = [f for f in TRAINER_FIELDS if f not in state]
         if missing:
-            raise CheckpointError(path, f"lacks field {missing[0]!r} (a trainer checkpoint holds {list(TRAINER_FIELDS)})")
+            raise CheckpointError(path, f"lacks field {missing[0]!r} (a trainer checkpoint holds "
+                                        f"{list(TRAINER_FIELDS)})")
         step = state["step"]
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.cfg.train.steps:
             raise CheckpointError(path, f"step: expected an integer in [0, train.steps={self.cfg.train.steps}], "
@@ -518,7 +519,7 @@ class Trainer:
             try:
                 for name, path in paths.items():
                     r = evaluate_bin(self.model, path, flip=self.cfg.eval.flip, batch_size=self.cfg.eval.batch_size,
-                                     device=self.device)
+                                     device=self.device, max_pixels=self.cfg.data.max_pixels)
                     results[name] = float(r.accuracy)
             finally:
                 self.model.train()

@@ -1,4 +1,4 @@
-"""Process-group set-up under torchrun, and the all-gather with gradient used for global mining.
+"""Process-group set-up under torchrun, and the trainer's view of the collectives in :mod:`massface.distributed`.
 
 Global mining (MassFace mined across all its GPUs): every rank gathers the embeddings of all ranks with
 :func:`gather_with_grad` and computes the same loss over the global batch; the backward pass sums the
@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.distributed as dist
+
+from massface import distributed as collectives
+from massface.distributed import barrier, broadcast_object, is_distributed, rank, world_size
 
 __all__ = [
     "DistEnv",
@@ -44,18 +46,6 @@ class DistEnv:
         return self.rank == 0
 
 
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistEnv:
     """Join the process group that torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT).
 
@@ -75,52 +65,12 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistEnv
     return DistEnv(rank(), world_size(), local_rank, dev)
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """Forward: concatenation of every rank's tensor (rank order). Backward: the summed gradient of the
-    concatenation, sliced to this rank's rows."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
-        return torch.cat(parts, dim=0)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        grad = grad.contiguous()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
-
-
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``x`` concatenated along dim 0, differentiable; ``x`` itself when not distributed.
-
-    Every rank must pass the same shape (the P×K sampler guarantees equal batch sizes).
-    """
-    if not is_distributed() or dist.get_world_size() == 1:
-        return x
-    return _GatherWithGrad.apply(x)
+    """All ranks' ``x`` concatenated along dim 0, differentiable (:func:`massface.distributed.gather_with_grad`);
+    every rank passes the same number of rows (the P×K sampler guarantees it), so no size exchange is needed."""
+    return collectives.gather_with_grad(x, sizes=[x.shape[0]] * world_size())
 
 
 def gather_labels(labels: torch.Tensor) -> torch.Tensor:
-    """All ranks' labels concatenated in rank order (no gradient)."""
-    if not is_distributed() or dist.get_world_size() == 1:
-        return labels
-    parts = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, labels.contiguous())
-    return torch.cat(parts)
-
-
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()
-
-
-def broadcast_object(obj: Optional[object], src: int = 0) -> object:
-    """``obj`` from rank ``src`` on every rank (pickled)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+    """All ranks' labels concatenated in rank order (no gradient; equal sizes as in :func:`gather_with_grad`)."""
+    return collectives.all_gather_rows(labels, sizes=[labels.shape[0]] * world_size())

@@ -6,13 +6,13 @@ TORCH  ?= torch
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.massface-installed
 
-.PHONY: venv demo quickstart test check-install bench clean
+.PHONY: venv demo quickstart test lint check-install bench clean
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,6 +25,10 @@ quickstart: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# pyflakes, isort and pyupgrade (ruff; configured in pyproject.toml)
+lint: venv
+	$(VENV)/bin/ruff check massface tests examples benchmarks
 
 # the console script of a non-editable install (wheel -> fresh venv): `massface --help`, `train --print-config`
 check-install: venv

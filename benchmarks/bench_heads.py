@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # configuration -> the configuration its time is divided by in the ratio column ('' = a reference)
 CONFIGS: dict[str, str] = {
@@ -52,8 +52,9 @@ def build(name: str, dim: int, classes: int) -> Callable[..., object]:
     """Return ``loss_fn(embeddings, labels) -> scalar`` for a configuration (imports happen here, in the worker)."""
     import math as _math
 
-    import massface.losses as L
     from pytorch_metric_learning import losses as pml
+
+    import massface.losses as L
 
     if name == "pml.ArcFaceLoss":
         return pml.ArcFaceLoss(classes, dim, margin=_math.degrees(0.5), scale=64)

@@ -14,7 +14,7 @@ Indexes: ``flat`` (exact), ``ivf:NLIST:NPROBE`` (k-means IVF-Flat), ``hnsw:M:EF_
 ``identity:NPROBE`` (IVF-Flat whose lists are the identities; each anchor probes the NPROBE identities nearest
 to its own identity's centroid — massface's default beyond 250 K vectors).
 
-Mining: :class:`massface.mining.OfflineMiner` with :class:`BatchHardestMiner` (per anchor the farthest
+Mining: :class:`massface.mining.OfflineTripletSearch` with :class:`BatchHardestMiner` (per anchor the farthest
 positive and the nearest other-identity neighbour among k = 8), over every embedding, 2 threads.
 Reference, measured in the same run: brute force — the exact nearest negative of 2,000 random anchors from a
 full pass over all N embeddings (torch matmul); its cost for all N anchors is extrapolated linearly (a 1 M
@@ -87,7 +87,7 @@ def rss_mib() -> float:
 class PeakRSS:
     """Samples the RSS every 20 ms in a thread; ``peak`` is the largest value seen while running."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import threading
 
         self.peak, self._stop = rss_mib(), threading.Event()
@@ -113,7 +113,7 @@ def worker(n: int, config: str, k: int, sample: int) -> dict:
     import faiss
 
     faiss.omp_set_num_threads(2)
-    from massface.mining import BatchHardestMiner, IndexConfig, OfflineMiner
+    from massface.mining import BatchHardestMiner, IndexConfig, OfflineTripletSearch
 
     x, labels = make_embeddings(n)
     base = rss_mib()
@@ -126,7 +126,7 @@ def worker(n: int, config: str, k: int, sample: int) -> dict:
         index = IndexConfig(kind="identity", nprobe=int(parts[1]))
     else:
         index = IndexConfig(kind="hnsw", hnsw_m=int(parts[1]), ef_search=int(parts[2]))
-    miner = OfflineMiner(BatchHardestMiner(), neighbours=k, index=index, chunk_size=8192)
+    miner = OfflineTripletSearch(BatchHardestMiner(), neighbours=k, index=index, chunk_size=8192)
     emb, y = torch.from_numpy(x), torch.from_numpy(labels)
     rng = np.random.default_rng(1)
     anchors = np.sort(rng.choice(n, size=sample, replace=False))
@@ -134,7 +134,7 @@ def worker(n: int, config: str, k: int, sample: int) -> dict:
         raise SystemExit("flat at this size is extrapolated from the brute-force reference; not run")
     with PeakRSS() as rss:
         t0 = time.perf_counter()
-        t = miner.mine(emb, y)
+        t = miner.mine_triplets(emb, y)
         total = time.perf_counter() - t0
     peak = rss.peak - base
     mined = np.full(n, -1)

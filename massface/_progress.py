@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["progress_bar", "print_progress"]
+__all__ = ["progress_bar"]
 
 
 class _LineStream:
@@ -32,7 +32,7 @@ class _LineStream:
         self.stream.flush()
 
 
-def progress_bar(iterable: Optional[Iterable[Any]] = None, *, total: Optional[int] = None, desc: str = "",
+def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "",
                  unit: str = "it", enabled: bool = True, mininterval_log: float = 30.0) -> tqdm:
     """A ``tqdm`` bar (use as an iterable wrapper or call ``.update(n)``; close it or use ``with``).
 
@@ -45,17 +45,3 @@ def progress_bar(iterable: Optional[Iterable[Any]] = None, *, total: Optional[in
                 dynamic_ncols=interactive, leave=True,
                 mininterval=0.1 if interactive else mininterval_log,
                 ascii=not interactive)
-
-
-def print_progress(label: str, done: int, total: int, t0: float, unit: str = "img") -> None:
-    """Transitional: the hand-written in-place line the long loops used before :func:`progress_bar`; its
-    callers are moving to :func:`progress_bar` (issue 13) and it goes when the last one has."""
-    import time
-
-    if done < total and not sys.stderr.isatty():
-        return
-    rate = done / max(time.perf_counter() - t0, 1e-9)
-    eta = (total - done) / rate if rate > 0 else 0.0
-    fill = int(30 * done / max(total, 1))
-    print(f"\r{label} [{'#' * fill}{'.' * (30 - fill)}] {done}/{total} ({rate:.0f} {unit}/s, ETA {eta:.0f} s)",
-          end="" if done < total else "\n", file=sys.stderr, flush=True)

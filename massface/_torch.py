@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def eval_mode(*modules: Any, no_grad: bool = True) -> Iterator[None]:
             m.train(flag)
 
 
-def to_numpy(x: Any, dtype: Optional[np.dtype | type] = None) -> np.ndarray:
+def to_numpy(x: Any, dtype: np.dtype | type | None = None) -> np.ndarray:
     """``x`` as a numpy array: tensors are detached and moved to the CPU (bfloat16 goes through float32, which
     numpy lacks); ``dtype`` converts the result. O(size)."""
     if isinstance(x, torch.Tensor):

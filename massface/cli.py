@@ -10,7 +10,6 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from typing import Optional
 
 # subcommand -> (module, one-line description); the module exposes ``main(argv) -> int``
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -30,7 +29,7 @@ def _available() -> dict[str, tuple[str, str]]:
     return found
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _available()
     parser = argparse.ArgumentParser(

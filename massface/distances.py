@@ -11,7 +11,7 @@ triplet condition ``d_an < d_ap + m`` is exactly PML's ``s_ap - s_an <= m`` fami
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any
 
 import torch
 from pytorch_metric_learning.distances import BaseDistance
@@ -77,45 +77,51 @@ class SquaredEuclideanDistance(BaseDistance):
     ``mat`` costs one (N×D)·(D×M) product — faster than ``torch.cdist`` followed by squaring.
     """
 
-    def __init__(self, normalize_embeddings: bool = True, **kwargs) -> None:
+    def __init__(self, normalize_embeddings: bool = True, **kwargs: Any) -> None:
         super().__init__(normalize_embeddings=normalize_embeddings, p=2, power=1, is_inverted=False, **kwargs)
 
     def compute_mat(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """(N, M) matrix of ||q_i − r_j||², O(N·M·D)."""
         return _squared_euclidean_mat(query_emb, ref_emb, unit_norm=self.normalize_embeddings)
 
     def pairwise_distance(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """||q_i − r_i||² row by row, O(N·D)."""
         return (query_emb - ref_emb).pow(2).sum(-1)
 
 
 class EuclideanDistance(BaseDistance):
     """d(x, y) = ||x - y||_2 (Hermans et al.); the gradient is 0 (not NaN) for coincident points."""
 
-    def __init__(self, normalize_embeddings: bool = True, **kwargs) -> None:
+    def __init__(self, normalize_embeddings: bool = True, **kwargs: Any) -> None:
         super().__init__(normalize_embeddings=normalize_embeddings, p=2, power=1, is_inverted=False, **kwargs)
 
     def compute_mat(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """(N, M) matrix of ||q_i − r_j||, O(N·M·D)."""
         return _safe_sqrt(_squared_euclidean_mat(query_emb, ref_emb, unit_norm=self.normalize_embeddings))
 
     def pairwise_distance(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """||q_i − r_i|| row by row, O(N·D)."""
         return _safe_sqrt((query_emb - ref_emb).pow(2).sum(-1))
 
 
 class CosineSimilarity(BaseDistance):
     """s(x, y) = <x/||x||, y/||y||> — a similarity (``is_inverted``): larger is closer."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.pop("normalize_embeddings", None)
         super().__init__(normalize_embeddings=True, p=2, power=1, is_inverted=True, **kwargs)
 
     def compute_mat(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """(N, M) matrix of <q_i, r_j> (inputs already normalised by the caller), O(N·M·D)."""
         query_emb, ref_emb = _common(query_emb, ref_emb)
         return query_emb @ ref_emb.T
 
     def pairwise_distance(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
+        """<q_i, r_i> row by row, O(N·D)."""
         return (query_emb * ref_emb).sum(-1)
 
 
-DistanceLike = Union[str, BaseDistance]
+DistanceLike = str | BaseDistance
 
 _BY_NAME = {
     "squared_euclidean": SquaredEuclideanDistance,

@@ -14,7 +14,7 @@ group is initialised (or the world has one rank), so library code calls them unc
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,7 +45,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(obj: Optional[object], src: int = 0) -> object:
+def broadcast_object(obj: object | None, src: int = 0) -> object:
     """``obj`` from rank ``src`` on every rank (pickled between trusted ranks of one job)."""
     if not is_distributed():
         return obj
@@ -72,7 +72,7 @@ def _gather_padded(x: Tensor, sizes: list[int], group: Any) -> Tensor:
     return torch.cat([chunk[:n] for chunk, n in zip(chunks, sizes)])
 
 
-def all_gather_rows(x: Tensor, group: Any = None, sizes: Optional[list[int]] = None) -> Tensor:
+def all_gather_rows(x: Tensor, group: Any = None, sizes: list[int] | None = None) -> Tensor:
     """Every rank's rows of ``x`` concatenated along dim 0 in rank order, without gradient.
 
     ``sizes`` (every rank's row count, e.g. from :func:`all_gather_sizes`) saves one collective when known;
@@ -94,7 +94,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return _gather_padded(x, sizes, group)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         start = sum(ctx.sizes[: ctx.rank])
@@ -102,7 +102,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return (own * ctx.grad_scale if ctx.grad_scale != 1.0 else own), None, None, None
 
 
-def gather_with_grad(x: Tensor, group: Any = None, sizes: Optional[list[int]] = None,
+def gather_with_grad(x: Tensor, group: Any = None, sizes: list[int] | None = None,
                      grad_scale: float = 1.0) -> Tensor:
     """Differentiable :func:`all_gather_rows`: the backward sums the concatenation's gradient over ranks and
     returns this rank's rows times ``grad_scale``. ``x`` itself without a process group."""

@@ -20,12 +20,16 @@ of its identities. Construction sorts the labels once, O(N log N).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal, Optional, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler
+
+from massface import distributed as mfdist
+from massface._checks import check_int
 
 __all__ = ["PKSampler"]
 
@@ -45,7 +49,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _as_label_array(labels) -> np.ndarray:
+def _as_label_array(labels: object) -> np.ndarray:
     """Labels as a 1-D int64 numpy array, with a ValueError naming the first offending entry."""
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu().numpy()
@@ -64,12 +68,6 @@ def _as_label_array(labels) -> np.ndarray:
         i = int(negative[0])
         raise ValueError(f"labels must be >= 0; labels[{i}] = {int(arr[i])} ({negative.size} negative in all)")
     return arr
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -109,26 +107,24 @@ class PKSampler(BatchSampler):
 
     def __init__(
         self,
-        labels,
+        labels: object,
         p: int,
         k: int,
         *,
         small: SmallPolicy = "oversample",
         min_images: int = 2,
         seed: int = 0,
-        num_replicas: Optional[int] = None,
-        rank: Optional[int] = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
         drop_last: bool = True,
     ) -> None:
-        self.p = _positive_int("p", p)
-        self.k = _positive_int("k", k)
-        self.min_images = _positive_int("min_images", min_images)
+        self.p = check_int("p", p, "PKSampler")
+        self.k = check_int("k", k, "PKSampler")
+        self.min_images = check_int("min_images", min_images, "PKSampler")
         if small not in _POLICIES:
             raise ValueError(f"small={small!r} is not one of {_POLICIES}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.small = small
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, "PKSampler", low=0)
         self.drop_last = bool(drop_last)
         self.num_replicas, self.rank = self._world(num_replicas, rank)
 
@@ -163,16 +159,12 @@ class PKSampler(BatchSampler):
 
     # ------------------------------------------------------------------ configuration
     @staticmethod
-    def _world(num_replicas: Optional[int], rank: Optional[int]) -> tuple[int, int]:
-        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if num_replicas is None:
-            num_replicas = torch.distributed.get_world_size() if dist_on else 1
-        if rank is None:
-            rank = torch.distributed.get_rank() if dist_on else 0
-        num_replicas = _positive_int("num_replicas", num_replicas)
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must be an integer in [0, {num_replicas}), got {rank!r}")
-        return num_replicas, int(rank)
+    def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+        """(world size, rank): the arguments, else the process group's (1 and 0 without one)."""
+        num_replicas = check_int("num_replicas", mfdist.world_size() if num_replicas is None else num_replicas,
+                                 "PKSampler")
+        rank = check_int("rank", mfdist.rank() if rank is None else rank, "PKSampler", low=0, high=num_replicas - 1)
+        return num_replicas, rank
 
     @property
     def batch_size(self) -> int:
@@ -223,9 +215,7 @@ class PKSampler(BatchSampler):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch to iterate next (from its beginning)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = check_int("epoch", epoch, "PKSampler.set_epoch", low=0)
         self._cursor = 0
 
     # ------------------------------------------------------------------ iteration
@@ -275,7 +265,7 @@ class PKSampler(BatchSampler):
         return chosen.tolist()
 
     # ------------------------------------------------------------------ resume
-    def state_dict(self, batches_done: Optional[int] = None) -> dict:
+    def state_dict(self, batches_done: int | None = None) -> dict[str, object]:
         """Position to resume from: after ``batches_done`` batches of the current iteration (default: all
         batches yielded so far). World-size independent."""
         epoch, cursor = self.epoch, self._cursor
@@ -294,7 +284,7 @@ class PKSampler(BatchSampler):
             "num_identities": self.num_identities,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         """Resume at the saved (epoch, cursor); the sampler must be built on the same labels and settings."""
         missing = {"epoch", "cursor"} - set(state)
         if missing:

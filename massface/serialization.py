@@ -39,7 +39,7 @@ class CheckpointError(ValueError):
         super().__init__(f"checkpoint {self.path}: {message}")
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None] = "cpu",
+def load_checkpoint(path: PathLike, map_location: str | torch.device | None = "cpu",
                     required: Iterable[str] = ()) -> Any:
     """Read a checkpoint without executing anything from it (``torch.load(weights_only=True)``).
 

@@ -8,3 +8,25 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def nan_on_call():
+    """``nan_on_call(trainer, k)``: the ``k``-th forward of ``trainer.net`` (1-based) returns a NaN loss; returns
+    the list that records every call, so a test can count forwards."""
+
+    def poison(trainer, k: int) -> list:
+        forward, calls = trainer.net.forward, []
+
+        def forward_with_nan(*args, **kwargs):
+            calls.append(1)
+            loss = forward(*args, **kwargs)
+            return loss * float("nan") if len(calls) == k else loss
+
+        trainer.net.forward = forward_with_nan
+        return calls
+
+    return poison

@@ -8,7 +8,6 @@ from torch import nn
 
 from massface.backbones import IResNet, build_backbone
 
-
 # Mobile nets are cheap at the real 112x112 resolution; residual nets are run at 32x32 (same body, the head
 # flattens 512*2*2) to keep the suite within its time budget on a shared CPU.
 SMALL = {

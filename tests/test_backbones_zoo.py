@@ -8,7 +8,6 @@ from torch import nn
 
 from massface.backbones import build_backbone, count_macs, get_spec, list_backbones, profile
 
-
 EXPECTED_NAMES = {
     "mobilefacenet", "mobilefacenet_x2", "mobilefacenet_massface", "iresnet18", "iresnet34", "iresnet50",
     "iresnet100", "iresnet200", "ir_se50", "ir_se100", "ghostnet", "efficientnet_b0", "efficientnet_b1",

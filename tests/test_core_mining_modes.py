@@ -17,9 +17,9 @@ from massface.mining import (
     BatchMinMinMiner,
     CrossBatchMemory,
     IndexConfig,
-    OfflineMiner,
-    SemiOnlineMiner,
+    OfflineTripletSearch,
     TripletBatchDataset,
+    TripletPoolBuilder,
     embed_dataset,
     pack_triplets,
 )
@@ -45,8 +45,8 @@ def data(n=70, ids=13, dim=8, seed=0, dtype=torch.float64):
 def test_offline_exact_index_equals_brute_force(name, distance):
     e, y = data()
     online = PRESETS[name](margin=0.3, distance=distance)(e, y)
-    offline = OfflineMiner(PRESETS[name](margin=0.3, distance=distance), neighbours=len(y), index="flat",
-                           chunk_size=9).mine(e, y)
+    offline = OfflineTripletSearch(PRESETS[name](margin=0.3, distance=distance), neighbours=len(y), index="flat",
+                           chunk_size=9).mine_triplets(e, y)
     assert triplet_set(offline) == triplet_set(online)
     assert len(offline) and not bool((offline.a == offline.p).any()), "an anchor is never its own positive"
 
@@ -56,16 +56,16 @@ def test_offline_hardest_negative_needs_only_the_nearest_neighbours(k):
     e, y = data(n=120, ids=20, seed=1)
     for cls in (BatchHardestMiner, BatchMinMinMiner):
         online = cls()(e, y)
-        offline = OfflineMiner(cls(), neighbours=k, index="flat", chunk_size=16).mine(e, y)
+        offline = OfflineTripletSearch(cls(), neighbours=k, index="flat", chunk_size=16).mine_triplets(e, y)
         assert triplet_set(offline) == triplet_set(online), cls.__name__
 
 
 def test_offline_small_k_restricts_negatives_to_the_neighbours():
     e, y = data(n=90, ids=15, seed=2)
     k = 4
-    miner = OfflineMiner(BatchAllMiner(margin=0.5), neighbours=k, index="flat")
+    miner = OfflineTripletSearch(BatchAllMiner(margin=0.5), neighbours=k, index="flat")
     near = miner.nearest_negatives(e, y)
-    got = miner.mine(e, y)
+    got = miner.mine_triplets(e, y)
     D = dissimilarity_matrix(resolve_distance("squared_euclidean"), e)
     for a, p, n in zip(got.a.tolist(), got.p.tolist(), got.n.tolist()):
         assert y[a] == y[p] and a != p and y[n] != y[a]
@@ -80,11 +80,11 @@ def test_offline_small_k_restricts_negatives_to_the_neighbours():
 
 def test_offline_ivf_with_all_lists_probed_equals_flat_and_hnsw_is_valid():
     e, y = data(n=400, ids=40, dim=16, seed=3, dtype=torch.float32)
-    flat = OfflineMiner(BatchHardestMiner(), neighbours=2, index="flat").mine(e, y)
-    ivf = OfflineMiner(BatchHardestMiner(), neighbours=2,
-                       index=IndexConfig(kind="ivf", nlist=8, nprobe=8)).mine(e, y)
+    flat = OfflineTripletSearch(BatchHardestMiner(), neighbours=2, index="flat").mine_triplets(e, y)
+    ivf = OfflineTripletSearch(BatchHardestMiner(), neighbours=2,
+                       index=IndexConfig(kind="ivf", nlist=8, nprobe=8)).mine_triplets(e, y)
     assert triplet_set(ivf) == triplet_set(flat)
-    hnsw = OfflineMiner(BatchHardestMiner(), neighbours=2, index="hnsw").mine(e, y)
+    hnsw = OfflineTripletSearch(BatchHardestMiner(), neighbours=2, index="hnsw").mine_triplets(e, y)
     assert len(hnsw) == len(flat)
     assert bool((y[hnsw.a] == y[hnsw.p]).all() and (y[hnsw.a] != y[hnsw.n]).all())
     agree = len(triplet_set(hnsw) & triplet_set(flat)) / len(flat)
@@ -93,10 +93,10 @@ def test_offline_ivf_with_all_lists_probed_equals_flat_and_hnsw_is_valid():
 
 def test_offline_identity_index_probes_the_nearest_identities():
     e, y = data(n=300, ids=30, dim=16, seed=5, dtype=torch.float32)
-    flat = OfflineMiner(BatchHardestMiner(), neighbours=3, index="flat").mine(e, y)
-    every = OfflineMiner(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=1000))
-    assert triplet_set(every.mine(e, y)) == triplet_set(flat), "probing every identity is exact"
-    few = OfflineMiner(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=2))
+    flat = OfflineTripletSearch(BatchHardestMiner(), neighbours=3, index="flat").mine_triplets(e, y)
+    every = OfflineTripletSearch(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=1000))
+    assert triplet_set(every.mine_triplets(e, y)) == triplet_set(flat), "probing every identity is exact"
+    few = OfflineTripletSearch(BatchHardestMiner(), neighbours=3, index=IndexConfig(kind="identity", nprobe=2))
     near = few.nearest_negatives(e, y)
     x = torch.nn.functional.normalize(e, dim=1)
     ids = torch.unique(y)
@@ -115,22 +115,22 @@ def test_offline_identity_index_probes_the_nearest_identities():
 
 def test_offline_max_triplets_is_a_uniform_cap_over_the_whole_set():
     e, y = data(n=80, seed=4)
-    full = triplet_set(OfflineMiner(BatchAllMiner(margin=0.4), neighbours=80, chunk_size=10).mine(e, y))
-    capped = OfflineMiner(BatchAllMiner(margin=0.4, max_triplets=100), neighbours=80, chunk_size=10)
-    got = capped.mine(e, y)
+    full = triplet_set(OfflineTripletSearch(BatchAllMiner(margin=0.4), neighbours=80, chunk_size=10).mine_triplets(e, y))
+    capped = OfflineTripletSearch(BatchAllMiner(margin=0.4, max_triplets=100), neighbours=80, chunk_size=10)
+    got = capped.mine_triplets(e, y)
     assert len(got) == 100 and triplet_set(got) <= full
     assert capped.stats["num_triplets"] == 100 and 0 < capped.stats["active_fraction"] <= 1
 
 
 def test_offline_errors_and_index_config():
     with pytest.raises(TypeError, match="TripletMiner"):
-        OfflineMiner(object())  # type: ignore[arg-type]
+        OfflineTripletSearch(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="neighbours"):
-        OfflineMiner(BatchHardestMiner(), neighbours=0)
+        OfflineTripletSearch(BatchHardestMiner(), neighbours=0)
     with pytest.raises(ValueError, match="kind"):
         IndexConfig(kind="lsh")  # type: ignore[arg-type]
     # NaN rows join no triplet (as online); all-NaN input gives the empty selection, not an error
-    assert len(OfflineMiner(BatchHardestMiner()).mine(torch.full((4, 3), float("nan")), torch.tensor([0, 0, 1, 1]))) == 0
+    assert len(OfflineTripletSearch(BatchHardestMiner()).mine_triplets(torch.full((4, 3), float("nan")), torch.tensor([0, 0, 1, 1]))) == 0
     cfg = IndexConfig()
     assert cfg.resolved_kind(1000) == "flat" and cfg.resolved_kind(2_000_000) == "identity"
     assert cfg.resolved_nlist(1_000_000) == 4096
@@ -170,7 +170,7 @@ def test_semi_online_batches_hold_exactly_the_selected_triplets():
     model = _ToyNet().train()
     images = torch.randn(60, 3, 4, 4)
     labels = torch.arange(15).repeat_interleave(4)
-    semi = SemiOnlineMiner(BatchAllMiner(margin=0.5), batch_size=20, seed=1)
+    semi = TripletPoolBuilder(BatchAllMiner(margin=0.5), batch_size=20, seed=1)
     running = model.bn.running_mean.clone()
     pool = semi.mine_pool(model, images, labels)
     assert model.training and torch.equal(model.bn.running_mean, running), "bn='eval' leaves BN statistics alone"
@@ -189,7 +189,7 @@ def test_semi_online_batches_hold_exactly_the_selected_triplets():
 def test_semi_online_bn_train_mode_updates_running_statistics():
     model = _ToyNet().eval()
     before = model.bn.running_mean.clone()
-    SemiOnlineMiner(BatchHardestMiner(), batch_size=8, bn="train").mine_pool(
+    TripletPoolBuilder(BatchHardestMiner(), batch_size=8, bn="train").mine_pool(
         model, torch.randn(24, 3, 4, 4) + 3.0, torch.arange(6).repeat_interleave(4))
     assert not model.training and not torch.equal(model.bn.running_mean, before)
 
@@ -244,20 +244,20 @@ def test_memory_mining_excludes_self_pairs_and_equals_brute_force():
                            embedding_size=6)
     first = torch.randn(8, 6, generator=g, dtype=torch.float64)
     y1 = torch.arange(4).repeat_interleave(2)
-    (a, p, n), ref, _ = xbm.mine(first.float(), y1)
+    (a, p, n), ref, _ = xbm.mine_with_reference(first.float(), y1)
     assert ref.shape[0] == 8 and not bool((a == p).any())
     assert triplet_set((a, p, n)) == triplet_set(BatchAllMiner(margin=margin)(first.float(), y1))
     xbm.enqueue(first.float(), y1)
     batch = torch.randn(6, 6, generator=g)
     y2 = torch.tensor([0, 0, 1, 5, 5, 6])
-    (a, p, n), ref, ref_y = xbm.mine(batch, y2)
+    (a, p, n), ref, ref_y = xbm.mine_with_reference(batch, y2)
     assert ref.shape[0] == 14 and torch.equal(ref[:6], batch) and torch.equal(ref_y[6:], y1)
     D = dissimilarity_matrix(resolve_distance("squared_euclidean"), batch, ref)
     expected = {(i, j, k) for i in range(6) for j in range(14) for k in range(14)
                 if ref_y[j] == y2[i] and j != i and ref_y[k] != y2[i] and D[i, k] < D[i, j] + margin}
     assert triplet_set((a, p, n)) == expected
     assert any(j >= 6 for _, j, _ in expected), "the memory supplies positives of the batch's identities"
-    a, p, _ = CrossBatchMemory(TripletLoss(), BatchMinMinMiner(), 16, 6).mine(batch, y2)[0]
+    a, p, _ = CrossBatchMemory(TripletLoss(), BatchMinMinMiner(), 16, 6).mine_with_reference(batch, y2)[0]
     assert len(a) and not bool((a == p).any()), "the easiest positive would be the anchor itself"
 
 

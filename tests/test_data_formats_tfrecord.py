@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from massface.data._errors import DataFormatError
-from massface.data.tfrecord import (TFRecordIndexDataset, crc32c, encode_example, iter_tfrecords, masked_crc32c,
-                                    parse_example, write_tfrecords)
+from massface.data.tfrecord import (
+    TFRecordIndexDataset,
+    crc32c,
+    encode_example,
+    iter_tfrecords,
+    masked_crc32c,
+    parse_example,
+    write_tfrecords,
+)
 
 
 def bitwise_crc32c(data: bytes) -> int:

@@ -71,7 +71,7 @@ def test_umeyama_bad_input():
 
 def test_templates():
     np.testing.assert_allclose(arcface_template(112), ARCFACE_TEMPLATE)
-    np.testing.assert_allclose(arcface_template((96, 112)), ARCFACE_TEMPLATE - [8.0, 0.0])
+    np.testing.assert_allclose(arcface_template((112, 96)), ARCFACE_TEMPLATE - [8.0, 0.0])
     np.testing.assert_allclose(arcface_template((224, 224)), ARCFACE_TEMPLATE * 2)
     np.testing.assert_allclose(arcface_template(128), ARCFACE_TEMPLATE + [8.0, 0.0])
     with pytest.raises(ValueError, match="unsupported image_size"):
@@ -91,7 +91,7 @@ def test_landmarks68_to_5():
         landmarks68_to_5(np.zeros((5, 2)))
 
 
-@pytest.mark.parametrize("size", [(112, 112), (96, 112)])
+@pytest.mark.parametrize("size", [(112, 112), (112, 96)])  # (height, width)
 def test_aligned_landmarks_land_on_template(size):
     # a 300×260 scene with five bright dots at the landmarks of a rotated, scaled, shifted face
     M = _similarity(-17.0, 1.6, 70.0, 40.0)
@@ -100,7 +100,7 @@ def test_aligned_landmarks_land_on_template(size):
     for x, y in lm:
         cv2.circle(scene, (round(x * 16), round(y * 16)), 3 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
     out = align_face(scene, lm, size)
-    assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+    assert out.shape == (size[0], size[1], 3) and out.dtype == np.uint8
     np.testing.assert_allclose(_apply(estimate_norm(lm, size), lm), arcface_template(size), atol=1e-9)
     gray = out[:, :, 0].astype(np.float64)
     for tx, ty in arcface_template(size):

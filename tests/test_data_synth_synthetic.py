@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from massface.data.align import ARCFACE_TEMPLATE
-from massface.data.synthetic import OCCLUSION_KINDS, SynthFaces, draw_occlusion
+from massface.data.occlusion import OCCLUSION_KINDS, draw_occlusion
+from massface.data.synthetic import SynthFaces
 
 
 def test_shapes_dtypes_labels():
@@ -155,8 +156,9 @@ def test_draw_occlusion_changes_pixels_and_rejects_unknown_kind():
 def test_export_plugs_into_writer_signatures(tmp_path, monkeypatch):
     calls: dict[str, object] = {}
 
-    def write_records(directory, samples):
+    def write_records(directory, samples, *, progress=False, total=None):
         calls["records"] = (directory, [(img.shape, img.dtype, lab) for img, lab in samples])
+        calls["total"] = total
 
     def write_bin(path, images, issame):
         calls["bin"] = (path, images.shape, issame.copy())
@@ -168,7 +170,7 @@ def test_export_plugs_into_writer_signatures(tmp_path, monkeypatch):
     paths = ds.export(tmp_path / "out", num_folds=1, pairs_per_fold=2)
     directory, samples = calls["records"]
     assert directory == tmp_path / "out"
-    assert samples == [((32, 32, 3), np.uint8, lab) for lab in (0, 0, 1, 1)]
+    assert samples == [((32, 32, 3), np.uint8, lab) for lab in (0, 0, 1, 1)] and calls["total"] == 4
     path, shape, issame = calls["bin"]
     assert path == paths["bin"] and shape == (8, 32, 32, 3)
     np.testing.assert_array_equal(issame, [True, True, False, False])

@@ -27,7 +27,7 @@ def test_eval_transform_is_exact_normalisation(faces):
     expected = (torch.from_numpy(faces[0]).permute(2, 0, 1).double() / 255 - 0.5) / 0.5
     torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=0)
     assert build_eval_transform(64)(faces[0]).shape == (3, 64, 64)
-    assert build_eval_transform((96, 112))(faces[0]).shape == (3, 112, 96)
+    assert build_eval_transform((112, 96))(faces[0]).shape == (3, 112, 96)  # (height, width)
 
 
 @pytest.mark.parametrize("preset", sorted(TRAIN_PRESETS))

@@ -200,6 +200,8 @@ def _align_available(monkeypatch):
         import types
 
         def align_face(image, landmarks5, image_size=(112, 112)):
+            import cv2
+
             assert np.asarray(landmarks5).shape == (5, 2)
             return cv2.resize(np.ascontiguousarray(image[:16, :16]), image_size)
 

@@ -1,4 +1,4 @@
-"""Embedding of verification images, model loading, .bin runner, report and the `massface eval` CLI."""
+"""Embedding of verification images, model loading, the .bin sets, report and the `massface eval` CLI."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 torch = pytest.importorskip("torch")
 
+from massface.evaluation.embedding import embed_images  # noqa: E402
+from massface.evaluation.models import load_model  # noqa: E402
 from massface.evaluation.report import format_table, write_report  # noqa: E402
-from massface.evaluation.runner import embed_images, find_bins, load_model  # noqa: E402
-from massface.serialization import CheckpointError  # noqa: E402
 from massface.evaluation.verification import evaluate_pairs  # noqa: E402
+from massface.evaluation.verification_sets import find_bins  # noqa: E402
+from massface.serialization import CheckpointError  # noqa: E402
 
 
 class TinyNet(torch.nn.Module):
@@ -154,7 +156,7 @@ def _reader_available(monkeypatch):
 def test_evaluate_bin_and_cli(tmp_path, monkeypatch):
     _reader_available(monkeypatch)
     from massface.evaluation.cli import main
-    from massface.evaluation.runner import evaluate_bin
+    from massface.evaluation.verification_sets import evaluate_bin
 
     imgs, issame = _pairs(40)
     _write_bin(tmp_path / "lfw.bin", imgs, issame)
@@ -185,7 +187,7 @@ def test_evaluate_bin_and_cli(tmp_path, monkeypatch):
 def test_lfw_pairs_txt_through_cli(tmp_path):
     cv2 = pytest.importorskip("cv2")
     from massface.evaluation.cli import main
-    from massface.evaluation.runner import evaluate_lfw_pairs
+    from massface.evaluation.verification_sets import evaluate_lfw_pairs
 
     imgs, _ = _pairs(40)
     root = tmp_path / "lfw"

@@ -149,7 +149,7 @@ def test_malicious_checkpoint_through_eval_and_export_cli(tmp_path, kind, capsys
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torchscript_needs_an_explicit_trust_flag(tmp_path):
-    from massface.evaluation.runner import is_torchscript, load_model
+    from massface.evaluation.models import is_torchscript, load_model
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     ts = tmp_path / "net.pt"

@@ -19,8 +19,9 @@ import pickle
 import signal
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -121,7 +122,7 @@ def edited_rec(tmp: Path, edit: Callable[[list[list[str]], Path], object]) -> Pa
     return rec
 
 
-def idx_case(rec: Path, *says: str, read: bool = False) -> "Case":
+def idx_case(rec: Path, *says: str, read: bool = False) -> Case:
     """Opening ``rec`` (and with ``read`` reading sample 1) must fail naming its ``.idx`` and ``says``."""
     run = (lambda: RecordDataset(rec)[1]) if read else (lambda: RecordDataset(rec))
     return Case(run, DataFormatError, (str(rec.with_suffix(".idx")),) + says)
@@ -132,7 +133,7 @@ def make_tfr(d: Path, labels: tuple[int, ...] = (0, 0, 1)) -> tuple[Path, Path]:
     return index, d / "train" / "train-00000.tfrecord"
 
 
-def index_case(index: Path, root: Path, *says: str) -> "Case":
+def index_case(index: Path, root: Path, *says: str) -> Case:
     """Opening the TFRecord ``index`` must fail naming it and ``says``."""
     return Case(lambda: TFRecordIndexDataset(index, root), DataFormatError, (str(index),) + says)
 
@@ -149,7 +150,7 @@ def make_ijb(root: Path, names: tuple[str, ...] = ("1.jpg", "2.jpg", "3.jpg"), t
     return root
 
 
-def ijb_case(root: Path, meta_file: str, *says: str) -> "Case":
+def ijb_case(root: Path, meta_file: str, *says: str) -> Case:
     """Reading the IJB release at ``root`` must fail naming ``meta/<meta_file>`` and ``says``."""
     return Case(lambda: read_ijb(root), DataFormatError, (str(root / "meta" / meta_file),) + says)
 

@@ -10,7 +10,6 @@ import re
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from massface.evaluation.verification import evaluate_distances, evaluate_pairs, pair_distances
 from massface.losses import (
@@ -33,10 +32,10 @@ from massface.mining import (
     BatchAllMiner,
     BatchHardestMiner,
     CrossBatchMemory,
-    OfflineMiner,
+    OfflineTripletSearch,
     SemiHardMiner,
-    SemiOnlineMiner,
     TripletMiner,
+    TripletPoolBuilder,
 )
 from massface.mining.miners import PRESETS
 
@@ -91,13 +90,13 @@ def test_empty_parts_of_every_other_loss_are_exact_zeros() -> None:
     x = torch.full((4, D), 60000.0, dtype=torch.float16, requires_grad=True)  # finite, sums overflow fp16
     unlabelled = torch.full((4,), -1)
     losses = [
-        CenterLoss(C, D)(x, unlabelled),
-        CenterLoss(C, D, normalize=True, update="gradient")(x, unlabelled),
+        CenterLoss(embedding_size=D, num_classes=C)(x, unlabelled),
+        CenterLoss(embedding_size=D, num_classes=C, normalize=True, update="gradient")(x, unlabelled),
         CosFace(D, C).loss(x, unlabelled),
         SphereFace(D, C).loss(x, unlabelled),  # logits scaled by ‖x‖ = 1.2e5: their sum overflows too
         Softmax(D, C).loss(x, unlabelled),
         PartialFC(ArcFace(D, C)).loss(x, unlabelled),
-        JointLoss(CenterLoss(C, D), CosFace(D, C))(x, unlabelled),
+        JointLoss(CenterLoss(embedding_size=D, num_classes=C), CosFace(D, C))(x, unlabelled),
         CrossBatchMemory(TripletLoss(), BatchAllMiner(), 16, D)(x, torch.arange(4)),
     ]
     for loss in losses:
@@ -127,7 +126,7 @@ HEADS = {
     "AdaFace": lambda: AdaFace(D, C),
     "MagFace": lambda: MagFace(D, C),
     "PartialFC": lambda: PartialFC(CosFace(D, C), sample_rate=0.6),
-    "CenterLoss": lambda: CenterLoss(C, D),
+    "CenterLoss": lambda: CenterLoss(embedding_size=D, num_classes=C),
 }
 
 
@@ -232,9 +231,9 @@ def test_miners_under_cpu_bf16_autocast_and_memory_modes_with_16_bit_batches() -
     for step in range(3):
         value = xbm(embeddings(seed=10 + step).half().requires_grad_(), LABELS)
         assert torch.isfinite(value)
-    offline = OfflineMiner(BatchHardestMiner(), neighbours=4)
+    offline = OfflineTripletSearch(BatchHardestMiner(), neighbours=4)
     for dtype in LOW:
-        assert_valid_triplets(offline.mine(embeddings(seed=7).to(dtype), LABELS).as_tuple(), LABELS)
+        assert_valid_triplets(offline.mine_triplets(embeddings(seed=7).to(dtype), LABELS).as_tuple(), LABELS)
 
 
 # ============================================================================= 3. argument ranges
@@ -272,13 +271,13 @@ BAD_ARGUMENTS = [
     ("num_classes", "ArcFace", lambda: ArcFace(D, 0)),
     ("embedding_size", "CosFace", lambda: CosFace(-1, C)),
     ("num_classes", "Softmax", lambda: Softmax(D, 2.5)),
-    ("num_classes", "CenterLoss", lambda: CenterLoss(0, D)),
-    ("dim", "CenterLoss", lambda: CenterLoss(C, True)),
-    ("alpha", "CenterLoss", lambda: CenterLoss(C, D, alpha=0.0)),
+    ("num_classes", "CenterLoss", lambda: CenterLoss(embedding_size=D, num_classes=0)),
+    ("embedding_size", "CenterLoss", lambda: CenterLoss(embedding_size=True, num_classes=C)),
+    ("alpha", "CenterLoss", lambda: CenterLoss(embedding_size=D, num_classes=C, alpha=0.0)),
     ("sample_rate", "PartialFC", lambda: PartialFC(CosFace(D, C), sample_rate=1.5)),
     ("metric_weight", "JointLoss", lambda: JointLoss(TripletLoss(), None, metric_weight=-1.0)),
     ("memory_size", "CrossBatchMemory", lambda: CrossBatchMemory(TripletLoss(), BatchAllMiner(), 0, D)),
-    ("neighbours", "OfflineMiner", lambda: OfflineMiner(BatchAllMiner(), neighbours=0)),
+    ("neighbours", "OfflineTripletSearch", lambda: OfflineTripletSearch(BatchAllMiner(), neighbours=0)),
 ]
 
 
@@ -344,10 +343,10 @@ def test_non_finite_embeddings_in_memory_semi_online_and_offline_modes() -> None
     assert int(xbm.num_filled) == 15  # the NaN row was not stored
     assert bool(torch.isfinite(xbm.contents()[0]).all())
     assert torch.isfinite(xbm(embeddings(seed=11), LABELS))
-    pool = SemiOnlineMiner(BatchHardestMiner(), batch_size=6).mine_embeddings(x, LABELS, torch.zeros(16, 1))
+    pool = TripletPoolBuilder(BatchHardestMiner(), batch_size=6).mine_pool_from_embeddings(x, LABELS, torch.zeros(16, 1))
     assert_valid_triplets(pool.triplets, LABELS, banned=bad)
-    offline = OfflineMiner(BatchHardestMiner(), neighbours=4)
-    got = offline.mine(x, LABELS)
+    offline = OfflineTripletSearch(BatchHardestMiner(), neighbours=4)
+    got = offline.mine_triplets(x, LABELS)
     assert_valid_triplets(got.as_tuple(), LABELS, banned=bad) and len(got) == 15 - 3  # 3 other anchors of id 0
     neighbours = offline.nearest_negatives(x, LABELS)
     assert bool((neighbours[3] == -1).all()) and not bool((neighbours == 3).any())

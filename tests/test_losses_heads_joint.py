@@ -70,7 +70,7 @@ def test_adapter_rejects_reference_sets() -> None:
 def test_center_loss_value_and_paper_update() -> None:
     x, y = batch(3, n=6, d=3, classes=3)
     y[5] = -1
-    loss = CenterLoss(3, 3, alpha=0.5)
+    loss = CenterLoss(embedding_size=3, num_classes=3, alpha=0.5)
     centers = loss.centers.clone()
     value = loss(x, y)
     keep = y >= 0
@@ -87,7 +87,7 @@ def test_center_loss_value_and_paper_update() -> None:
 
 def test_center_loss_gradient_mode_and_softmax_joint() -> None:
     x, y = batch(4, n=8, d=5, classes=4)
-    center = CenterLoss(4, 5, update="gradient")
+    center = CenterLoss(embedding_size=5, num_classes=4, update="gradient")
     joint = JointLoss(center, Softmax(5, 4), metric_weight=0.01)
     x.requires_grad_()
     total = joint(x, y)
@@ -99,11 +99,11 @@ def test_center_loss_gradient_mode_and_softmax_joint() -> None:
 
 def test_center_loss_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="labels"):
-        CenterLoss(3, 2)(torch.randn(2, 2), torch.tensor([0, 3]))
+        CenterLoss(embedding_size=2, num_classes=3)(torch.randn(2, 2), torch.tensor([0, 3]))
     with pytest.raises(ValueError, match="embeddings"):
-        CenterLoss(3, 2)(torch.randn(2, 4), torch.tensor([0, 1]))
+        CenterLoss(embedding_size=2, num_classes=3)(torch.randn(2, 4), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="update"):
-        CenterLoss(3, 2, update="ema")  # type: ignore[arg-type]
+        CenterLoss(embedding_size=2, num_classes=3, update="ema")  # type: ignore[arg-type]
 
 
 def test_joint_with_partial_fc_and_bad_arguments() -> None:

@@ -9,8 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from massface.losses import (AdaFace, ArcFace, CombinedMargin, CosFace, CurricularFace, MagFace, NormFace,
-                             Softmax, SphereFace, SubCenterArcFace)
+from massface.losses import (
+    AdaFace,
+    ArcFace,
+    CombinedMargin,
+    CosFace,
+    CurricularFace,
+    MagFace,
+    NormFace,
+    Softmax,
+    SphereFace,
+    SubCenterArcFace,
+)
 from massface.losses.margin import MarginHead, angular_margin
 
 PI = math.pi
@@ -62,7 +72,7 @@ def test_arcface_closed_form(m: float) -> None:
 
 def test_combined_margin_all_three_margins_effective() -> None:
     m1, m2, m3 = 1.0, 0.3, 0.2
-    got = at_angles(CombinedMargin(2, 2, s=64.0, m1=m1, m2=m2, m3=m3), ANGLES)
+    got = at_angles(CombinedMargin(2, 2, s=64.0, m1=m1, m2=m2, m3=m3, fallback="continuous"), ANGLES)
     want = [math.cos(t + m2) - m3 if t + m2 <= PI else math.cos(t) + math.cos(m2) - 1 - m3 for t in ANGLES]
     torch.testing.assert_close(got, expect([64 * v for v in want]))
     # m1 != 1 (SphereFace-like) with the continuous fallback past θ* = (π − m2)/m1

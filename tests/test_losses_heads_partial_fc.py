@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from massface.losses import AdaFace, ArcFace, CosFace, CurricularFace, MagFace, PartialFC, Softmax, SubCenterArcFace
+from massface.losses import AdaFace, CosFace, CurricularFace, MagFace, PartialFC, Softmax, SubCenterArcFace
 
 D, C = 6, 7
 

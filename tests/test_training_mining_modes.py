@@ -9,7 +9,6 @@ import torch
 
 from massface.training.config import ConfigError, config_from_dict, config_to_dict
 from massface.training.trainer import Trainer
-
 from tests.test_training_trainer import tiny_config
 
 

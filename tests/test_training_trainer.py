@@ -44,7 +44,7 @@ def test_resume_mid_epoch_equals_uninterrupted_run(tmp_path):
     assert len(lines) == 5 and "miner_active_fraction" in lines[0]
 
 
-def test_non_finite_loss_stops_with_a_clear_message_or_is_skipped(tmp_path):
+def test_non_finite_loss_stops_with_a_clear_message_or_is_skipped(tmp_path, nan_on_call):
     trainer = Trainer(tiny_config(tmp_path / "n"), log=lambda m: None)
     with torch.no_grad():
         trainer.head.weight.fill_(float("nan"))
@@ -53,14 +53,7 @@ def test_non_finite_loss_stops_with_a_clear_message_or_is_skipped(tmp_path):
     assert not (tmp_path / "n" / "checkpoints" / "latest.pt").exists()
 
     skipper = Trainer(tiny_config(tmp_path / "s", on_nan="skip", steps=3), log=lambda m: None)
-    forward, calls = skipper.net.forward, []
-
-    def nan_once(*args, **kwargs):
-        calls.append(1)
-        loss = forward(*args, **kwargs)
-        return loss * float("nan") if len(calls) == 2 else loss
-
-    skipper.net.forward = nan_once
+    nan_on_call(skipper, 2)
     before = {k: v.clone() for k, v in skipper.model.state_dict().items()}
     result = skipper.fit()
     assert result["status"] == "completed" and result["skipped_steps"] == 1 and result["step"] == 3

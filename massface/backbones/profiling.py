@@ -1,18 +1,20 @@
-"""Parameter, MAC and size counter for backbones (no extra dependency).
+"""Parameter, MAC and size counter for backbones (torch's own ``FlopCounterMode``, no extra dependency).
 
 Convention (the one behind the field's published "GFLOPs" of face backbones, which are in fact MACs):
 multiply-accumulates of ``Conv2d`` and ``Linear`` layers only, measured on one forward pass of a single
-``3 x S x S`` image::
+``3 x S x S`` image — ``torch.utils.flop_counter.FlopCounterMode``'s FLOPs divided by two::
 
     Conv2d:  MACs = C_out * H_out * W_out * (C_in / groups) * k_h * k_w        (bias ignored)
     Linear:  MACs = out_features * in_features * (number of input rows)
 
 BatchNorm, activations, pooling, SE gating products and additions are not counted (they are < 1 % of the
-total for every network here).  ``size_mb`` is the fp32 weight size in MiB (2^20 bytes) of parameters plus
+total for every network here). ``FlopCounterMode`` also counts other convolutions and matrix products
+(``matmul``/``bmm``, attention); no backbone here has any, and for every one of them the count equals the
+former per-module hook count exactly.  ``size_mb`` is the fp32 weight size in MiB (2^20 bytes) of parameters plus
 floating-point buffers (BN running statistics) -- what a fp32 checkpoint of the state dict holds.
 
-The forward runs on the model's own device in eval mode under ``torch.no_grad`` and restores the training
-flag afterwards.  A model built on the ``meta`` device is profiled without allocating memory, so even
+The forward runs on the model's own device under :func:`massface._torch.eval_mode` (eval mode, no autograd,
+the training flag restored afterwards).  A model built on the ``meta`` device is profiled without allocating memory, so even
 ``iresnet200`` costs milliseconds.  Time O(one forward at batch 1); memory O(largest activation).
 """
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 from typing import TypedDict
 
 import torch
-from torch import Tensor, nn
+from torch import nn
+
+__all__ = ["Profile", "count_macs", "profile"]
 
 
 class Profile(TypedDict):
@@ -34,44 +38,23 @@ class Profile(TypedDict):
     input_size: int
 
 
-def _conv_macs(module: nn.Conv2d, out: Tensor) -> int:
-    k = 1
-    for side in module.kernel_size:
-        k *= int(side)
-    per_output = (module.in_channels // module.groups) * k
-    return int(out[0].numel()) * per_output
-
-
-def _linear_macs(module: nn.Linear, out: Tensor) -> int:
-    rows = int(out[0].numel()) // module.out_features
-    return rows * module.out_features * module.in_features
-
-
 def count_macs(model: nn.Module, input_size: int = 112) -> int:
-    """MACs of ``model`` for one ``(1, 3, input_size, input_size)`` image (conv + linear, see module doc)."""
-    total = 0
+    """MACs of ``model`` for one ``(1, 3, input_size, input_size)`` image (conv + linear, see module doc).
 
-    def hook(module: nn.Module, _inputs: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += _conv_macs(module, out)
-        elif isinstance(module, nn.Linear):
-            total += _linear_macs(module, out)
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs = 2 · MACs for convolutions and matrix
+    products, bias and everything else uncounted), halved.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from massface._torch import eval_mode
 
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, 3, input_size, input_size, device=device, dtype=dtype))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return total
+    counter = FlopCounterMode(display=False)
+    with eval_mode(model), counter:
+        model(torch.zeros(1, 3, input_size, input_size, device=device, dtype=dtype))
+    return counter.get_total_flops() // 2
 
 
 def profile(model: nn.Module, input_size: int = 112) -> Profile:

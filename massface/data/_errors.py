@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 OnError = Literal["raise", "skip"]

@@ -21,10 +21,11 @@ import errno
 import os
 import stat
 import struct
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from massface._checks import check_int
 from massface.data._errors import DataFormatError, PathLike
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_LABEL", "check_max_pixels", "max_file_bytes", "image_header",
@@ -50,9 +51,24 @@ class ImageError(ValueError):
 
 def check_max_pixels(max_pixels: object) -> int:
     """Validate a ``max_pixels`` argument: a positive integer."""
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or int(max_pixels) <= 0:
-        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
-    return int(max_pixels)
+    return check_int("max_pixels", max_pixels)
+
+
+def image_hw(image_size: object, what: str = "image_size") -> tuple[int, int]:
+    """``(height, width)`` of an image-size argument: an int S (a square S×S) or a ``(height, width)`` pair of
+    positive ints — the one convention of massface.data (``read_bin``, ``JsonListDataset``, ``align``,
+    ``transforms``), like numpy's ``shape[:2]``. Raises ValueError otherwise."""
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        pair: tuple[object, ...] = (image_size, image_size)
+    else:
+        try:
+            pair = tuple(image_size)  # type: ignore[call-overload]
+        except TypeError:
+            pair = ()
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in pair):
+        raise ValueError(f"{what} must be a positive int or a (height, width) pair of positive ints, "
+                         f"got {image_size!r}")
+    return int(pair[0]), int(pair[1])  # type: ignore[call-overload]
 
 
 def max_file_bytes(max_pixels: int) -> int:
@@ -114,7 +130,7 @@ def _webp_size(b: bytes) -> tuple[int, int]:
     raise ImageError("undecodable image: WebP with an unknown first chunk")
 
 
-def image_header(buf: Union[bytes, bytearray, memoryview, np.ndarray]) -> tuple[str, int, int]:
+def image_header(buf: bytes | bytearray | memoryview | np.ndarray) -> tuple[str, int, int]:
     """``(format, width, height)`` of an encoded JPEG, PNG, BMP or WebP, read from its header only.
 
     Raises :class:`ImageError` for other formats and for headers that are truncated or malformed. O(header) time.
@@ -149,8 +165,8 @@ def image_header(buf: Union[bytes, bytearray, memoryview, np.ndarray]) -> tuple[
                      "size cannot be checked before decoding)")
 
 
-def check_image_size(buf: Union[bytes, bytearray, memoryview, np.ndarray], max_pixels: int,
-                     expected_hw: Optional[tuple[int, int]] = None,
+def check_image_size(buf: bytes | bytearray | memoryview | np.ndarray, max_pixels: int,
+                     expected_hw: tuple[int, int] | None = None,
                      declared_by: str = "the dataset") -> tuple[str, int, int]:
     """:func:`image_header`, then refuse empty images, images of more than ``max_pixels`` pixels and — with
     ``expected_hw=(H, W)`` — images of another size (``declared_by`` names who declared it, for the message)."""
@@ -166,7 +182,7 @@ def check_image_size(buf: Union[bytes, bytearray, memoryview, np.ndarray], max_p
     return fmt, w, h
 
 
-def decode_bgr(arr: np.ndarray, max_pixels: int, expected_hw: Optional[tuple[int, int]] = None,
+def decode_bgr(arr: np.ndarray, max_pixels: int, expected_hw: tuple[int, int] | None = None,
                declared_by: str = "the dataset") -> np.ndarray:
     """Header check (:func:`check_image_size`), then ``cv2.imdecode`` to BGR uint8 (H, W, 3); ImageError on failure.
 
@@ -201,7 +217,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _stat_problem(path: str) -> Optional[str]:
+def _stat_problem(path: str) -> str | None:
     try:
         st = os.stat(path)
     except OSError as err:
@@ -215,12 +231,12 @@ def _stat_problem(path: str) -> Optional[str]:
     return None
 
 
-def file_problem(path: PathLike) -> Optional[str]:
+def file_problem(path: PathLike) -> str | None:
     """Why ``path`` cannot be read as a regular file (missing, a FIFO, a device, a loop, …), or None. Never blocks."""
     return _stat_problem(os.fspath(path))
 
 
-def regular_size(path: PathLike) -> tuple[Optional[int], Optional[str]]:
+def regular_size(path: PathLike) -> tuple[int | None, str | None]:
     """``(size, None)`` for a regular file, ``(None, why not)`` otherwise (stat only: never opens, never blocks)."""
     try:
         st = os.stat(os.fspath(path))
@@ -268,8 +284,8 @@ def open_regular_fd(path: str, record: object = None) -> tuple[int, int]:
     return fd, int(st.st_size)
 
 
-def read_regular_file(path: PathLike, record: object = None, *, max_bytes: Optional[int] = None,
-                      root: Optional[str] = None) -> bytes:
+def read_regular_file(path: PathLike, record: object = None, *, max_bytes: int | None = None,
+                      root: str | None = None) -> bytes:
     """Whole contents of a regular file; DataFormatError (naming ``path`` and ``record``) when it is not one,
     is larger than ``max_bytes``, or — with ``root`` (a :func:`real_root`) — resolves outside ``root``."""
     path = os.fspath(path)
@@ -372,7 +388,7 @@ def iter_text_lines(path: PathLike) -> Iterator[tuple[int, str]]:
 
 
 # ----------------------------------------------------------------------------------------------- paths
-def relpath_problem(rel: str) -> Optional[str]:
+def relpath_problem(rel: str) -> str | None:
     """Why ``rel`` (a path read from a data file) may not be joined to its root, or None when it may.
 
     Refused: empty, NUL bytes, absolute paths (also ``\\\\``/drive forms on Windows), and ``..`` that climbs above
@@ -390,7 +406,7 @@ def relpath_problem(rel: str) -> Optional[str]:
     return None
 
 
-def component_problem(name: str) -> Optional[str]:
+def component_problem(name: str) -> str | None:
     """Why ``name`` may not be used as one path component (a folder or file name from a data file), or None."""
     if not name:
         return "empty name"
@@ -412,7 +428,7 @@ def is_within(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(prefix)
 
 
-def outside_root(path: str, root_real: str) -> Optional[str]:
+def outside_root(path: str, root_real: str) -> str | None:
     """Why ``path`` does not resolve (through symlinks) inside ``root_real``, or None when it does."""
     real = os.path.realpath(path)
     if is_within(real, root_real):
@@ -440,7 +456,7 @@ def _inodes_under(path: str) -> set[tuple[int, int]]:
     return found
 
 
-def overlap_problem(output: PathLike, files: Iterable[PathLike], dirs: Iterable[PathLike]) -> Optional[str]:
+def overlap_problem(output: PathLike, files: Iterable[PathLike], dirs: Iterable[PathLike]) -> str | None:
     """Why writing ``output`` (a file or folder) could touch an input, or None when it cannot.
 
     Refused: ``output`` that is, contains or lies inside one of the input folders ``dirs`` (compared by

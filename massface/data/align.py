@@ -10,10 +10,12 @@ and right as seen in the image).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from massface.data._guard import image_hw
 
 __all__ = [
     "ARCFACE_TEMPLATE",
@@ -32,39 +34,29 @@ ARCFACE_TEMPLATE = np.array(
 ARCFACE_TEMPLATE.setflags(write=False)
 
 
-def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        return int(image_size), int(image_size)
-    try:
-        w, h = (int(v) for v in image_size)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be an int or a (width, height) pair, got {image_size!r}") from None
-    return w, h
-
-
 def arcface_template(image_size: int | Sequence[int] = (112, 112)) -> np.ndarray:
-    """The five-point template for an output crop of ``image_size`` = (width, height).
+    """The five-point template for an output crop of ``image_size`` = (height, width) (an int: a square).
 
     * (112k, 112k): the ArcFace template scaled by k (insightface: multiples of 112);
-    * (96k, 112k): the SphereFace / CosFace crop, ArcFace template with x − 8, scaled by k;
+    * (112k, 96k): the SphereFace / CosFace crop (112 high, 96 wide), ArcFace template with x − 8, scaled by k;
     * (128k, 128k): insightface's rule for multiples of 128: template · (S/128), then x + 8·S/128.
 
     Returns a new float64 (5, 2) array. Raises ``ValueError`` for any other size.
     """
-    w, h = _size(image_size)
-    if h > 0 and h % 112 == 0 and w in (h, h * 96 // 112):
+    h, w = image_hw(image_size)
+    if h % 112 == 0 and w in (h, h * 96 // 112):
         k = h / 112.0
         out = ARCFACE_TEMPLATE * k
         if w != h:
             out[:, 0] -= 8.0 * k
         return out
-    if w == h and w > 0 and w % 128 == 0:
+    if w == h and w % 128 == 0:
         k = w / 128.0
         out = ARCFACE_TEMPLATE * k
         out[:, 0] += 8.0 * k
         return out
-    raise ValueError(f"arcface_template: unsupported image_size (width, height)={(w, h)}; allowed: "
-                     "(112k, 112k), (96k, 112k) or (128k, 128k) for an integer k >= 1")
+    raise ValueError(f"arcface_template: unsupported image_size (height, width)={(h, w)}; allowed: "
+                     "(112k, 112k), (112k, 96k) or (128k, 128k) for an integer k >= 1")
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np.ndarray:
@@ -144,17 +136,18 @@ def estimate_norm(landmarks5: np.ndarray, image_size: int | Sequence[int] = (112
 
 def align_face(image: np.ndarray, landmarks5: np.ndarray, image_size: int | Sequence[int] = (112, 112),
                border_value: int | tuple[int, ...] = 0) -> np.ndarray:
-    """Crop ``image`` to the ArcFace-aligned face of size ``image_size`` = (width, height).
+    """Crop ``image`` to the ArcFace-aligned face of size ``image_size`` = (height, width) (an int: a square).
 
     ``landmarks5`` are the face's five points (or 68 iBUG points) in ``image`` pixels. The result has the
     input's dtype (uint8 for uint8 images) and channel count, shape (height, width[, C]). Warping is
     ``cv2.warpAffine`` with bilinear interpolation and a constant ``border_value`` border; O(W·H) time.
+    Before issue 13 a pair was read as (width, height); only non-square sizes (the 112×96 crop) change.
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.size == 0:
         raise ValueError(f"align_face: image must be an (H, W) or (H, W, C) array, got shape {img.shape}")
-    w, h = _size(image_size)
-    M = estimate_norm(landmarks5, (w, h))
+    h, w = image_hw(image_size)
+    M = estimate_norm(landmarks5, (h, w))
     border = tuple(float(v) for v in np.broadcast_to(border_value, (4,)))
     return cv2.warpAffine(img, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=border)

@@ -17,46 +17,27 @@ written. ``--max-pixels`` bounds the pixels of one image (checked from its heade
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
-from massface.data._base import EncodedImageDataset, decode_image
-from massface.data._errors import DataFormatError, SkipReport
+from massface._deprecation import warn_renamed
+from massface.data._errors import DataFormatError, SkipReport, raise_or_record
 from massface.data._guard import DEFAULT_MAX_PIXELS, check_max_pixels, overlap_problem
+from massface.data.datasets import open_dataset as _open
+from massface.data.encoded import EncodedImageDataset, decode_image
 
 __all__ = ["main", "open_dataset"]
 
 
-def open_dataset(src: str, kind: str = "auto", *, image_root: Optional[str] = None,
-                 size: Optional[tuple[int, int]] = None, on_error: str = "raise",
+def open_dataset(src: str, kind: str = "auto", *, image_root: str | None = None,
+                 size: tuple[int, int] | None = None, on_error: str = "raise",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImageDataset:
-    """Open a training source: ``folder`` (a directory), ``rec`` (``*.rec``), ``tfrecord`` (``*.index``; shards under
-    ``image_root``, default its directory) or ``json`` (``*.json``; images under ``image_root``); ``max_pixels`` is
-    passed to the reader."""
-    if kind == "auto":
-        ext = os.path.splitext(src)[1].lower()
-        kind = {".rec": "rec", ".index": "tfrecord", ".json": "json"}.get(ext, "folder" if os.path.isdir(src) else "")
-        if not kind:
-            raise ValueError(f"cannot tell the format of {src!r}: pass --from folder|rec|tfrecord|json")
-    if kind == "folder":
-        from massface.data.folder import FolderDataset
-        return FolderDataset(src, on_error=on_error, max_pixels=max_pixels)  # type: ignore[arg-type]
-    if kind == "rec":
-        from massface.data.recordio import RecordDataset
-        return RecordDataset(src, on_error=on_error, require_property=False,  # type: ignore[arg-type]
-                             max_pixels=max_pixels)
-    if kind == "tfrecord":
-        from massface.data.tfrecord import TFRecordIndexDataset
-        return TFRecordIndexDataset(src, image_root or os.path.dirname(os.path.abspath(src)),
-                                    on_error=on_error, max_pixels=max_pixels)  # type: ignore[arg-type]
-    if kind == "json":
-        from massface.data.folder import JsonListDataset
-        if image_root is None:
-            raise ValueError("a JSON list needs --image-root (the folder its paths are relative to)")
-        return JsonListDataset(src, image_root, output_size=size, on_error=on_error,  # type: ignore[arg-type]
-                               max_pixels=max_pixels)
-    raise ValueError(f"unknown source format {kind!r} (allowed: auto, folder, rec, tfrecord, json)")
+    """Deprecated (issue 13): use :func:`massface.data.open_dataset` (``format=`` instead of ``kind``); this keeps
+    the old default of reading a ``.rec`` without its ``property`` file for one release."""
+    warn_renamed("massface.data.convert.open_dataset",
+                 "massface.data.open_dataset(path, format, ..., require_property=False)")
+    return _open(src, kind, image_root=image_root, size=size, on_error=on_error,  # type: ignore[arg-type]
+                 max_pixels=max_pixels, require_property=False)
 
 
 def _samples(ds: EncodedImageDataset, reencode: bool, verify: bool, skipped: SkipReport,
@@ -74,9 +55,7 @@ def _samples(ds: EncodedImageDataset, reencode: bool, verify: bool, skipped: Ski
                 if verify:
                     ds.decode_encoded(i, item)  # type: ignore[arg-type]
         except DataFormatError as err:
-            if on_error == "raise":
-                raise
-            skipped.add(err)
+            raise_or_record(err, on_error, skipped)  # type: ignore[arg-type]
             continue
         yield item, int(labels[i])
 
@@ -92,8 +71,8 @@ def refuse_overlap(output: str, files: list[str], dirs: list[str]) -> None:
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
     size = tuple(args.size) if args.size else None
-    ds = open_dataset(args.src, args.source_format, image_root=args.image_root, size=size,  # type: ignore[arg-type]
-                      on_error=args.on_error, max_pixels=args.max_pixels)
+    ds = _open(args.src, args.source_format, image_root=args.image_root, size=size,  # type: ignore[arg-type]
+               on_error=args.on_error, max_pixels=args.max_pixels, require_property=False)
     refuse_overlap(args.dst, *ds.input_paths())
     reencode = args.source_format == "json" or args.src.lower().endswith(".json")
     skipped = SkipReport()
@@ -184,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``massface convert``; returns the exit status (2 on bad input, with the reason)."""
     args = _parser().parse_args(argv)
     if getattr(args, "size", None) and min(args.size) <= 0:

@@ -12,15 +12,25 @@ import errno
 import json
 import math
 import os
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from massface.data._base import EncodedImageDataset, ImageLike, Progress, encode_image
+from massface._progress import progress_bar
 from massface.data._errors import DataFormatError, OnError, PathLike, raise_or_record
-from massface.data._guard import DEFAULT_MAX_PIXELS, MAX_LABEL, _kind, max_file_bytes, read_regular_file, read_text, \
-    real_root, relpath_problem
+from massface.data._guard import (
+    DEFAULT_MAX_PIXELS,
+    MAX_LABEL,
+    _kind,
+    max_file_bytes,
+    read_regular_file,
+    read_text,
+    real_root,
+    relpath_problem,
+)
+from massface.data.encoded import EncodedImageDataset, ImageLike, encode_image
 
 __all__ = ["FolderDataset", "JsonListDataset", "write_folder", "IMAGE_EXTENSIONS"]
 
@@ -36,7 +46,7 @@ class _FileDataset(EncodedImageDataset):
     """
 
     paths: list[str]
-    _root_real: Optional[str] = None
+    _root_real: str | None = None
 
     def read_encoded(self, index: int) -> bytes:
         return read_regular_file(self.paths[index], f"sample {index}", max_bytes=max_file_bytes(self.max_pixels),
@@ -65,7 +75,7 @@ def _scan(path: str, what: str) -> list[os.DirEntry]:
         raise DataFormatError(path, f"cannot list {what} ({err.strerror or type(err).__name__})") from None
 
 
-def _entry_problem(entry: os.DirEntry, want_dir: bool) -> tuple[bool, Optional[str], Optional[os.stat_result]]:
+def _entry_problem(entry: os.DirEntry, want_dir: bool) -> tuple[bool, str | None, os.stat_result | None]:
     """(is the wanted kind, why it cannot be used, its stat when a symlink was followed) without blocking.
 
     The reason is a phrase such as "a FIFO (named pipe), not a regular file" or "a symlink loop (…)"."""
@@ -102,7 +112,7 @@ class FolderDataset(_FileDataset):
     ``classes``). Images of more than ``max_pixels`` pixels are refused from their header, before decoding.
     """
 
-    def __init__(self, root: PathLike, transform: Optional[Callable[..., Any]] = None, *,
+    def __init__(self, root: PathLike, transform: Callable[..., Any] | None = None, *,
                  extensions: Sequence[str] = IMAGE_EXTENSIONS, on_error: OnError = "raise",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         super().__init__(transform, on_error, max_pixels)
@@ -195,8 +205,8 @@ class JsonListDataset(_FileDataset):
     strict UTF-8 JSON without duplicate keys; with ``on_error="skip"`` only bad entries are dropped (counted).
     """
 
-    def __init__(self, json_path: PathLike, image_root: PathLike, transform: Optional[Callable[..., Any]] = None, *,
-                 crop: bool = True, output_size: Optional[tuple[int, int]] = None,
+    def __init__(self, json_path: PathLike, image_root: PathLike, transform: Callable[..., Any] | None = None, *,
+                 crop: bool = True, output_size: tuple[int, int] | None = None,
                  on_error: OnError = "raise", max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         super().__init__(transform, on_error, max_pixels)
         self.json_path, self.image_root = os.fspath(json_path), os.fspath(image_root)
@@ -279,7 +289,7 @@ class JsonListDataset(_FileDataset):
 
 
 def write_folder(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], *, quality: int = 95,
-                 num_classes: Optional[int] = None, progress: bool = False, total: Optional[int] = None) -> int:
+                 num_classes: int | None = None, progress: bool = False, total: int | None = None) -> int:
     """Write ``(image, label)`` samples as ``directory/<label>/<n>.<ext>`` readable by :class:`FolderDataset`.
 
     Label folders are zero-padded to ``len(str(num_classes - 1))`` digits (7 without ``num_classes``) so that
@@ -289,7 +299,7 @@ def write_folder(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], 
     directory = os.fspath(directory)
     digits = len(str(num_classes - 1)) if num_classes else 7
     limit = num_classes if num_classes else 10 ** digits
-    bar = Progress(total, f"write {directory}", enabled=progress)
+    bar = progress_bar(total=total, desc=f"write {directory}", unit="img", enabled=progress)
     n = 0
     made: set[int] = set()
     for n, (image, label) in enumerate(samples, 1):

@@ -25,15 +25,26 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from massface.data._base import EncodedImageDataset, FileCache, ImageLike, Progress, encode_image, size_hints
-from massface.data._errors import DataFormatError, LazyText, OnError, PathLike
-from massface.data._guard import DEFAULT_MAX_PIXELS, MAX_LABEL, ImageError, create_temp, image_header, parse_int, \
-    parse_ints, read_lines, require_regular_file
+from massface._progress import progress_bar
+from massface.data._errors import DataFormatError, LazyText, OnError, PathLike, raise_or_record
+from massface.data._guard import (
+    DEFAULT_MAX_PIXELS,
+    MAX_LABEL,
+    ImageError,
+    create_temp,
+    image_header,
+    parse_int,
+    parse_ints,
+    read_lines,
+    require_regular_file,
+)
+from massface.data.encoded import EncodedImageDataset, FileCache, ImageLike, encode_image, size_hints
 
 __all__ = ["RECORDIO_MAGIC", "IRHeader", "RecordIOReader", "RecordDataset", "RecordWriteResult", "frame_record",
            "pack_payload", "unpack_payload", "write_records", "read_property"]
@@ -53,13 +64,13 @@ class IRHeader(NamedTuple):
     """mxnet's image-record header; ``label`` is a float, or a tuple of floats when ``flag > 0``."""
 
     flag: int
-    label: Union[float, tuple[float, ...]]
+    label: float | tuple[float, ...]
     id: int
     id2: int
 
 
 # ----------------------------------------------------------------------------------------------- payloads
-def pack_payload(label: Union[float, Iterable[float]], image: bytes = b"", id: int = 0, id2: int = 0) -> bytes:
+def pack_payload(label: float | Iterable[float], image: bytes = b"", id: int = 0, id2: int = 0) -> bytes:
     """IRHeader + label floats + image bytes, as ``mx.recordio.pack`` builds it."""
     if isinstance(label, (int, float, np.integer, np.floating)):
         return _IR.pack(0, float(label), int(id), int(id2)) + bytes(image)
@@ -191,7 +202,7 @@ class RecordIOReader:
     the ``.idx`` line instead of returning that other record.
     """
 
-    def __init__(self, rec_path: PathLike, idx_path: Optional[PathLike] = None, *, check_ids: bool = True) -> None:
+    def __init__(self, rec_path: PathLike, idx_path: PathLike | None = None, *, check_ids: bool = True) -> None:
         self.rec_path = os.fspath(rec_path)
         self.idx_path = os.fspath(idx_path) if idx_path is not None else os.path.splitext(self.rec_path)[0] + ".idx"
         self.file_size = require_regular_file(self.rec_path, "RecordIO file")
@@ -318,14 +329,14 @@ class RecordDataset(EncodedImageDataset):
     :class:`RecordIOReader` (each ``.idx`` entry's record id is verified on read).
     """
 
-    def __init__(self, rec_path: PathLike, transform: Optional[Callable[..., Any]] = None, *,
-                 idx_path: Optional[PathLike] = None, on_error: OnError = "raise", scan_labels: bool = False,
+    def __init__(self, rec_path: PathLike, transform: Callable[..., Any] | None = None, *,
+                 idx_path: PathLike | None = None, on_error: OnError = "raise", scan_labels: bool = False,
                  require_property: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, check_ids: bool = True) -> None:
         super().__init__(transform, on_error, max_pixels)
         self.reader = RecordIOReader(rec_path, idx_path, check_ids=check_ids)
         self.rec_path = self.reader.rec_path
         prop = os.path.join(os.path.dirname(os.path.abspath(self.rec_path)), "property")
-        self.property: Optional[tuple[int, int, int]] = None
+        self.property: tuple[int, int, int] | None = None
         if os.path.lexists(prop):  # a FIFO or directory named property is an error, not a missing file
             self.property = read_property(prop)
             _, h, w = self.property
@@ -354,7 +365,7 @@ class RecordDataset(EncodedImageDataset):
         return self.property[0] if self.property is not None else super().num_classes
 
     @property
-    def image_size(self) -> Optional[tuple[int, int]]:
+    def image_size(self) -> tuple[int, int] | None:
         """(H, W) from ``property``, or None without one."""
         return None if self.property is None else (self.property[1], self.property[2])
 
@@ -363,7 +374,7 @@ class RecordDataset(EncodedImageDataset):
         """RecordIO key of each sample."""
         return self._keys
 
-    def _layout(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def _layout(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(image keys, identity keys or None) from header record 0; the ranges it announces are checked against
         the ``.idx`` before any array of that size is made (a corrupt header cannot drive an allocation)."""
         reader = self.reader
@@ -390,12 +401,10 @@ class RecordDataset(EncodedImageDataset):
             first_missing = int(gaps[0]) + 1 if gaps.size else image_keys.size + 1
             err = DataFormatError(reader.idx_path, f"header record 0 says images are keys 1..{first_id - 1} but "
                                                    f"{n_missing} are missing from the index (first: {first_missing})")
-            if self.on_error == "raise":
-                raise err
-            self.skipped.add(err)
+            raise_or_record(err, self.on_error, self.skipped)
         return image_keys, id_keys
 
-    def _labels_from_identities(self, image_keys: np.ndarray, id_keys: np.ndarray) -> Optional[np.ndarray]:
+    def _labels_from_identities(self, image_keys: np.ndarray, id_keys: np.ndarray) -> np.ndarray | None:
         """Labels from identity records ``[first, end)``; None when they do not partition the image keys."""
         reader = self.reader
         if image_keys.size == 0 or not np.array_equal(image_keys, np.arange(1, image_keys.size + 1)):
@@ -429,9 +438,7 @@ class RecordDataset(EncodedImageDataset):
             try:
                 labels[i] = _image_label(reader.read_header(key), self.rec_path, reader.describe(key))
             except DataFormatError as err:
-                if self.on_error == "raise":
-                    raise
-                self.skipped.add(err)
+                raise_or_record(err, self.on_error, self.skipped)
                 keep[i] = False
         return image_keys[keep], labels[keep]
 
@@ -494,7 +501,7 @@ def _sample_hw(image: ImageLike, data: bytes, n: int) -> tuple[int, int]:
 
 def write_records(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], *, quality: int = 95,
                   label_array: bool = False, prefix: str = "train", progress: bool = False,
-                  total: Optional[int] = None) -> RecordWriteResult:
+                  total: int | None = None) -> RecordWriteResult:
     """Write ``samples`` — ``(image, label)`` with encoded JPEG/PNG bytes or an RGB uint8 array — as insightface's
     ``{prefix}.rec``, ``{prefix}.idx`` and ``property`` in ``directory``.
 
@@ -514,8 +521,8 @@ from the header of encoded bytes). Arrays are JPEG-encoded at
     labels: list[int] = []
     offsets: list[int] = []
     grouped = True
-    shape: Optional[tuple[int, int]] = None
-    bar = Progress(total, f"write {rec_path}", enabled=progress)
+    shape: tuple[int, int] | None = None
+    bar = progress_bar(total=total, desc=f"write {rec_path}", unit="img", enabled=progress)
     fd, spool = create_temp(directory, f".{prefix}.", ".rec.part")
     try:
         with os.fdopen(fd, "wb") as out:

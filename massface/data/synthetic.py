@@ -31,25 +31,43 @@ float32 values (sensor noise is a random crop of it, scaled per image).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
 
-from massface.data.align import ARCFACE_TEMPLATE
+from massface._checks import check_int
+from massface._deprecation import warn_renamed
+from massface.data import occlusion as _occlusion
+from massface.data._drawing import (
+    CANON,
+    DEPTH_BROW,
+    DEPTH_EAR,
+    DEPTH_EYE,
+    DEPTH_FACE,
+    DEPTH_GLASSES,
+    DEPTH_MOUTH,
+    DEPTH_NOSE,
+    DEPTH_NOSTRIL,
+    SKIN,
+    Canvas,
+    clamp,
+    col,
+    curve,
+    mul,
+    palette,
+)
 
-__all__ = ["SynthFaces", "draw_occlusion", "OCCLUSION_KINDS"]
+__all__ = ["SynthFaces"]
 
 _SPLIT_TAGS = {"train": 0, "heldout": 1}
 _PAIR_TAG = 2  # SeedSequence tag of the verification-pair sampler
 _NOISE_TAG = 3  # SeedSequence tag of the shared noise bank
-_SHIFT = 4  # OpenCV fixed-point bits used for sub-pixel drawing
-_ONE = 1 << _SHIFT
-_CANON = 112.0
-_IDENTITY_CACHE_SIZE = 4096  # the canonical frame all geometry is written in
+_IDENTITY_CACHE_SIZE = 4096  # decoded identities kept per dataset
 
 # (name, low, high): identity coordinates, sampled as low + u'·(high - low) with u' the shrunk uniform.
 _IDENTITY_SPEC: tuple[tuple[str, float, float], ...] = (
@@ -69,184 +87,12 @@ _ID_NAMES = tuple(s[0] for s in _IDENTITY_SPEC)
 _ID_LOW = np.array([s[1] for s in _IDENTITY_SPEC])
 _ID_RANGE = np.array([s[2] - s[1] for s in _IDENTITY_SPEC])
 
-_SKIN = np.array([[255, 224, 198], [236, 194, 162], [201, 148, 110], [146, 92, 60], [92, 56, 38]], float)
 _HAIR = np.array([[22, 18, 16], [62, 42, 30], [112, 74, 46], [158, 74, 42], [206, 166, 104],
                   [168, 166, 160], [232, 226, 212]], float)
 _IRIS = np.array([[58, 34, 20], [112, 72, 36], [122, 112, 52], [70, 122, 82], [78, 122, 176],
                   [112, 122, 134]], float)
 _FRAMES = np.array([[20, 20, 22], [120, 80, 42], [184, 184, 194], [150, 34, 34], [34, 44, 120]], float)
 _LIP = np.array([170, 62, 72], float)
-
-# Depth (towards the camera, canonical pixels) of each feature: yaw moves a feature by depth·sin(yaw).
-_DEPTH_EYE, _DEPTH_BROW, _DEPTH_NOSE, _DEPTH_NOSTRIL = 10.0, 12.0, 24.0, 18.0
-_DEPTH_MOUTH, _DEPTH_FACE, _DEPTH_EAR, _DEPTH_GLASSES = 14.0, 3.0, -10.0, 16.0
-
-#: Occluder kinds drawn by :func:`draw_occlusion` (shared with the ``occlusion`` train-transform preset).
-OCCLUSION_KINDS = ("hand", "mask", "sunglasses", "bar")
-
-
-def _clamp(x: float, low: float, high: float) -> float:
-    return low if x < low else high if x > high else x
-
-
-def _palette(stops: np.ndarray, t: float) -> np.ndarray:
-    """Piecewise-linear colour at ``t`` in [0, 1] along ``stops`` (K, 3)."""
-    x = _clamp(float(t), 0.0, 1.0) * (len(stops) - 1)
-    i = min(int(x), len(stops) - 2)
-    f = x - i
-    return stops[i] * (1.0 - f) + stops[i + 1] * f
-
-
-def _col(c: Sequence[float]) -> tuple[int, int, int]:
-    """Clamp a float colour to an int tuple for OpenCV."""
-    r, g, b = c
-    return (int(r) if 0.0 <= r <= 255.0 else (0 if r < 0.0 else 255),
-            int(g) if 0.0 <= g <= 255.0 else (0 if g < 0.0 else 255),
-            int(b) if 0.0 <= b <= 255.0 else (0 if b < 0.0 else 255))
-
-
-def _mul(c: Sequence[float], s: float) -> tuple[float, float, float]:
-    return (c[0] * s, c[1] * s, c[2] * s)
-
-
-Points = Sequence[tuple[float, float]]
-
-
-class _Canvas:
-    """Draws canonical-frame primitives on an image through a pose.
-
-    A canonical point ``(x, y)`` of depth ``z`` is first turned by the pseudo-3D yaw / pitch about the
-    face centre ``c``: ``x' = c_x + (x - c_x)·cos(yaw) + z·sin(yaw)``, ``y' = c_y + (y - c_y)·cos(pitch)
-    + z·sin(pitch)``, then mapped by the 2×3 similarity ``A`` (rotation, isotropic scale, shift) to
-    image pixels. Shapes are drawn anti-aliased with 4 fractional bits. Point lists are short (≤ 20),
-    so the maths is plain Python, which beats NumPy's per-call overhead at this size.
-    """
-
-    __slots__ = ("img", "A", "scale", "angle", "cx", "cy", "cyaw", "syaw", "cpitch", "spitch")
-
-    def __init__(self, img: np.ndarray, A: np.ndarray, centre: tuple[float, float] = (56.0, 60.0),
-                 yaw: float = 0.0, pitch: float = 0.0) -> None:
-        self.img = img
-        self.A = [float(v) for v in np.asarray(A, dtype=np.float64).reshape(6)]
-        self.scale = math.hypot(self.A[0], self.A[3])
-        self.angle = math.degrees(math.atan2(self.A[3], self.A[0]))
-        self.cx, self.cy = centre
-        self.cyaw, self.syaw = math.cos(yaw), math.sin(yaw)
-        self.cpitch, self.spitch = math.cos(pitch), math.sin(pitch)
-
-    def project(self, pts: Points, depth: float = 0.0) -> list[tuple[float, float]]:
-        """Canonical points at ``depth`` → image points (pixels)."""
-        a, b, c, d, e, f = self.A
-        cx, cy, cyaw, cpitch = self.cx, self.cy, self.cyaw, self.cpitch
-        ox, oy = cx + depth * self.syaw, cy + depth * self.spitch
-        out = []
-        for x, y in pts:
-            x = ox + (x - cx) * cyaw
-            y = oy + (y - cy) * cpitch
-            out.append((a * x + b * y + c, d * x + e * y + f))
-        return out
-
-    def ellipse(self, centre: tuple[float, float], axes: tuple[float, float], colour: Sequence[float],
-                depth: float = 0.0, angle: float = 0.0, arc: tuple[float, float] = (0.0, 360.0),
-                thickness: int = -1) -> None:
-        """Filled (``thickness`` < 0) or outlined ellipse / arc; axes are half-lengths, angle in degrees."""
-        a, b, c, d, e, f = self.A
-        x = self.cx + (centre[0] - self.cx) * self.cyaw + depth * self.syaw
-        y = self.cy + (centre[1] - self.cy) * self.cpitch + depth * self.spitch
-        ax = max(axes[0] * self.cyaw * self.scale, 0.3) * _ONE
-        ay = max(axes[1] * self.cpitch * self.scale, 0.3) * _ONE
-        cv2.ellipse(self.img, (round((a * x + b * y + c) * _ONE), round((d * x + e * y + f) * _ONE)),
-                    (round(ax), round(ay)), angle + self.angle, arc[0], arc[1], _col(colour), thickness,
-                    cv2.LINE_AA, _SHIFT)
-
-    def poly(self, pts: Points, colour: Sequence[float], depth: float = 0.0, thickness: float = 0.0,
-             closed: bool = True) -> None:
-        """Fill the polygon (``thickness`` ≤ 0) or stroke it with a line ``thickness`` canonical px wide."""
-        q = np.array([(round(x * _ONE), round(y * _ONE)) for x, y in self.project(pts, depth)], np.int32)
-        if thickness <= 0:
-            cv2.fillPoly(self.img, [q], _col(colour), cv2.LINE_AA, _SHIFT)
-        else:
-            t = max(1, round(thickness * self.scale))
-            cv2.polylines(self.img, [q], closed, _col(colour), t, cv2.LINE_AA, _SHIFT)
-
-
-def _curve(x0: float, x1: float, y_ends: float, y_mid: float, n: int = 7) -> list[tuple[float, float]]:
-    """Parabola through (x0, y_ends), ((x0+x1)/2, y_mid), (x1, y_ends) sampled at ``n`` points."""
-    out = []
-    for i in range(n):
-        t = 2.0 * i / (n - 1) - 1.0
-        out.append((x0 + (t + 1.0) * 0.5 * (x1 - x0), y_mid + (y_ends - y_mid) * t * t))
-    return out
-
-
-def _occlude(canvas: _Canvas, kind: str, u: Sequence[float], landmarks: Sequence[Sequence[float]]) -> None:
-    """Draw occluder ``kind`` on ``canvas`` around canonical five-point ``landmarks`` from uniforms ``u`` (8)."""
-    eye_l, eye_r, nose, mouth_l, mouth_r = landmarks
-    eye_d = float(eye_r[0] - eye_l[0])
-    if kind == "hand":
-        # A hand-like blob: a palm ellipse plus 3-4 finger ellipses fanning out of it.
-        cx = nose[0] + (u[0] - 0.5) * 1.6 * eye_d
-        cy = nose[1] + (u[1] - 0.2) * 1.0 * eye_d
-        tone = _mul(_palette(_SKIN, u[2]), 0.85 + 0.25 * u[3])
-        palm = (0.45 + 0.2 * u[4]) * eye_d
-        base = -90.0 + (u[5] - 0.5) * 140.0
-        canvas.ellipse((cx, cy), (palm, palm * 0.85), tone, depth=30.0, angle=base)
-        for f in range(3 + int(u[6] > 0.5)):
-            a = math.radians(base + (f - 1.5) * 22.0)
-            canvas.ellipse((cx + math.cos(a) * palm * 1.35, cy + math.sin(a) * palm * 1.35),
-                           (palm * 0.62, palm * 0.2), _mul(tone, 0.96), depth=30.0, angle=math.degrees(a))
-    elif kind == "mask":
-        colour = ((196, 220, 236), (236, 238, 240), (40, 42, 48), (120, 170, 200))[int(u[0] * 4)]
-        top = nose[1] - (0.05 + 0.2 * u[1]) * eye_d
-        half = (mouth_r[0] - mouth_l[0]) * 0.5 + eye_d * (0.7 + 0.15 * u[2])
-        mx = 0.5 * (mouth_l[0] + mouth_r[0])
-        bottom = mouth_l[1] + eye_d * (0.55 + 0.2 * u[3])
-        pts = _curve(mx - half, mx + half, top + 4.0, top - 2.0, 7) + \
-            _curve(mx + half, mx - half, bottom - 10.0, bottom, 7)
-        canvas.poly(pts, colour, depth=18.0)
-        canvas.poly(pts, _mul(colour, 0.8), depth=18.0, thickness=1.0)
-        for side in (-1.0, 1.0):  # ear loops
-            canvas.poly(((mx + side * half, top + 4.0), (mx + side * (half + 9.0), eye_l[1] + 6.0)),
-                        _mul(colour, 0.9), depth=6.0, thickness=1.2, closed=False)
-    elif kind == "sunglasses":
-        shade = (12.0 + 40.0 * u[0], 12.0 + 24.0 * u[0], 16.0 + 8.0 * u[0])
-        w, h = eye_d * (0.3 + 0.08 * u[1]), eye_d * (0.2 + 0.08 * u[2])
-        for e in (eye_l, eye_r):
-            canvas.ellipse((e[0], e[1] + 1.0), (w, h), shade, depth=_DEPTH_GLASSES)
-        canvas.poly(((eye_l[0] + w, eye_l[1]), (eye_r[0] - w, eye_r[1])), shade, depth=_DEPTH_GLASSES,
-                    thickness=1.5, closed=False)
-    elif kind == "bar":
-        colour = (255.0 * u[5], 255.0 * u[6], 255.0 * u[7])
-        cx, cy = 56.0 + (u[0] - 0.5) * 60.0, 56.0 + (u[1] - 0.5) * 60.0
-        hw, hh = 8.0 + 40.0 * u[2], 4.0 + 10.0 * u[3]
-        a = math.radians((u[4] - 0.5) * 180.0)
-        c, s = math.cos(a), math.sin(a)
-        canvas.poly([(cx + x * c - y * s, cy + x * s + y * c) for x, y in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh))],
-                    colour, depth=30.0)
-    else:
-        raise ValueError(f"draw_occlusion: unknown kind {kind!r}; allowed: {', '.join(OCCLUSION_KINDS)}")
-
-
-def draw_occlusion(image: np.ndarray, kind: str, rng: np.random.Generator,
-                   landmarks5: np.ndarray | None = None) -> np.ndarray:
-    """Draw one synthetic occluder in place on an RGB uint8 face crop and return it.
-
-    ``kind`` is one of :data:`OCCLUSION_KINDS`: ``"hand"`` (palm + fingers in a skin tone), ``"mask"`` (a
-    surgical mask over nose and mouth), ``"sunglasses"``, ``"bar"`` (a random rotated rectangle).
-    ``landmarks5`` (5, 2) are the face's five points in pixels; by default the crop is assumed aligned to
-    the ArcFace template scaled to the image width (``W/112``). The occluder geometry follows TFace's idea
-    of synthetic occlusion augmentation; the drawing is our own. Cost: O(H·W).
-    """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"draw_occlusion: image must be an RGB uint8 (H, W, 3) array, got "
-                         f"{image.dtype} {image.shape}")
-    f = image.shape[1] / _CANON
-    lm = ARCFACE_TEMPLATE if landmarks5 is None else np.asarray(landmarks5, np.float64) / f
-    if lm.shape != (5, 2):
-        raise ValueError(f"draw_occlusion: landmarks5 must have shape (5, 2), got {lm.shape}")
-    canvas = _Canvas(image, np.array([[f, 0.0, 0.0], [0.0, f, 0.0]]), centre=(56.0, 56.0))
-    _occlude(canvas, kind, rng.random(8).tolist(), lm.tolist())
-    return image
 
 
 @lru_cache(maxsize=128)
@@ -271,6 +117,272 @@ class _Identity:
     iris: Colour
     lip: Colour
     frames: Colour
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+# One image is painted back to front by the functions below, one concern each; every number they read comes
+# from the identity (``ident.p``) or from the image's own uniforms ``u`` (48) and normals ``z`` (12).
+_CX = 56.0  # the face's vertical axis in the canonical frame
+
+
+class _Pose(NamedTuple):
+    """Where the face sits in the image: the canonical → pixel similarity ``A`` (2×3) and the pseudo-3D turn."""
+
+    A: np.ndarray
+    yaw: float
+    pitch: float
+
+
+class _Expression(NamedTuple):
+    """The per-image expression: smile (corners up), open mouth, raised brows, blink (eye-height factor), gaze."""
+
+    smile: float
+    mouth_open: float
+    brow_raise: float
+    blink: float
+    gaze: float
+
+
+def _pose(z: Sequence[float], k: float, f: float) -> _Pose:
+    """Pseudo-3D yaw / pitch, then a similarity: rotation about the image centre, scale, shift (``z[0:6]``)."""
+    rot = math.radians(clamp(z[0] * 6.0 * k, -25.0, 25.0))
+    scale = math.exp(clamp(z[1] * 0.05 * k, -0.2, 0.2)) * f
+    tx, ty = clamp(z[2] * 2.5 * k, -9.0, 9.0) * f, clamp(z[3] * 2.5 * k, -9.0, 9.0) * f
+    yaw = clamp(z[4] * 0.22 * k, -0.7, 0.7)
+    pitch = clamp(z[5] * 0.08 * k, -0.3, 0.3)
+    ca, sa, c0 = math.cos(rot) * scale, math.sin(rot) * scale, 56.0
+    A = np.array([[ca, -sa, c0 * f + tx - ca * c0 + sa * c0], [sa, ca, c0 * f + ty - sa * c0 - ca * c0]])
+    return _Pose(A, yaw, pitch)
+
+
+def _expression(z: Sequence[float], u: Sequence[float], k: float) -> _Expression:
+    """Smile, open mouth (35 % of images), raised brows, blink (rare), gaze, from ``z[6:10]`` and ``u[2:4]``."""
+    return _Expression(smile=clamp(0.25 + z[6] * 0.35 * k, -0.4, 1.0),
+                       mouth_open=max(0.0, z[7] * 2.5 * k) if u[2] < 0.35 else 0.0,
+                       brow_raise=clamp(z[8] * 1.5 * k, -2.0, 3.5),
+                       blink=0.15 if u[3] < 0.05 * k else 1.0,
+                       gaze=clamp(z[9] * 0.35, -1.0, 1.0))
+
+
+def _background(colours: np.ndarray, u: Sequence[float], S: int) -> np.ndarray:
+    """A bilinear field of the 2×2 ``colours``, plus 1-3 clutter rectangles in half of the images."""
+    img = cv2.resize(colours, (S, S), interpolation=cv2.INTER_LINEAR)
+    if u[0] < 0.5:
+        for r in range(1 + int(u[1] * 3)):
+            q = u[28 + 5 * r:33 + 5 * r]
+            cv2.rectangle(img, (int(q[0] * S), int(q[1] * S)), (int(q[2] * S), int(q[3] * S)),
+                          col((q[4] * 255.0, q[0] * 255.0, q[3] * 255.0)), -1)
+    return img
+
+
+def _hair_style(p: dict[str, float]) -> int:
+    """0 bald, 1 short, 2 medium, 3 long, 4 fringe, 5 side part."""
+    return min(int(p["hair_style"] * 6), 5)
+
+
+def _draw_head(cv: Canvas, ident: _Identity, u: Sequence[float], hair: Colour) -> None:
+    """Clothing, neck, hair behind the head (medium / long styles), ears, face and cheeks."""
+    p, skin = ident.p, ident.skin
+    cx, fcy, fw, fh = _CX, p["face_cy"], p["face_w"], p["face_h"]
+    cv.ellipse((cx, 138.0), (62.0, 34.0), (255.0 * u[20], 255.0 * u[21], 255.0 * u[22]))
+    neck_w = fw * 0.5
+    cv.poly(((cx - neck_w, fcy + fh * 0.5), (cx + neck_w, fcy + fh * 0.5), (cx + neck_w, 120.0),
+             (cx - neck_w, 120.0)), mul(skin, 0.82))
+    style, vol = _hair_style(p), p["hair_vol"]
+    if style in (2, 3):  # medium / long hair behind the head
+        drop = fh * (0.55 if style == 2 else 1.35)
+        cv.ellipse((cx, fcy - fh * 0.2 + drop * 0.4), (fw + 5.0 + vol, fh * 0.8 + drop * 0.6 + vol), hair,
+                   depth=-6.0)
+    ear_y = p["eye_y"] + 7.0
+    for side in (-1.0, 1.0):
+        cv.ellipse((cx + side * fw * 0.97, ear_y), (p["ear_size"] * 0.55, p["ear_size"]), mul(skin, 0.92),
+                   depth=DEPTH_EAR)
+    cv.ellipse((cx, fcy), (fw, fh * 0.82), skin, depth=DEPTH_FACE)
+    cv.ellipse((cx, fcy), (fw * p["jaw"], fh), skin, depth=DEPTH_FACE, arc=(0.0, 180.0))
+    if p["cheek"] > 0.55:
+        w = (p["cheek"] - 0.55) * 2.2
+        blush = (skin[0] + 18.0 * w, skin[1] - 8.0 * w, skin[2] - 6.0 * w)
+        for side in (-1.0, 1.0):
+            cv.ellipse((cx + side * p["eye_dx"] * 1.1, p["nose_y"] + 2.0), (6.0, 4.0), blush, depth=DEPTH_EYE)
+
+
+def _draw_hair(cv: Canvas, ident: _Identity, hair: Colour) -> None:
+    """Hair on top of the head: style 0 is bald, 4 a fringe down to the brows, 5 a tilted side part."""
+    p = ident.p
+    style = _hair_style(p)
+    if style == 0:
+        return
+    fcy, fw, fh, vol = p["face_cy"], p["face_w"], p["face_h"], p["hair_vol"]
+    top = fcy - fh
+    hairline = p["eye_y"] - p["brow_gap"] - 5.0 if style == 4 else top + fh * (0.32 + 0.25 * p["hairline"])
+    tilt = (p["hairline"] - 0.5) * 30.0 if style == 5 else 0.0
+    cv.ellipse((_CX, hairline), (fw * 1.03 + vol * 0.4, hairline - top + 4.0 + vol), hair, depth=DEPTH_FACE,
+               angle=tilt, arc=(180.0, 360.0))
+
+
+def _draw_beard(cv: Canvas, ident: _Identity) -> None:
+    """A full beard, a goatee or a moustache only (a fifth of the identities); drawn before mouth and nose."""
+    p = ident.p
+    if p["beard"] <= 0.8:
+        return
+    cx, my, mouth_w = _CX, p["mouth_y"], p["mouth_w"]
+    bstyle = min(int(p["beard_style"] * 3), 2)
+    beard = mul(ident.hair, 0.9)
+    if bstyle == 0:
+        cv.ellipse((cx, p["face_cy"] + 2.0), (p["face_w"] * p["jaw"] * 0.98, p["face_h"] * 0.98), beard,
+                   depth=DEPTH_FACE, arc=(5.0, 175.0))
+        cv.ellipse((cx, my - 1.0), (mouth_w + 4.0, 9.0), ident.skin, depth=DEPTH_MOUTH, arc=(180.0, 360.0))
+    elif bstyle == 1:
+        cv.ellipse((cx, my + 11.0), (mouth_w * 0.6, 8.0), beard, depth=DEPTH_MOUTH)
+    cv.poly(curve(cx - mouth_w - 2.0, cx + mouth_w + 2.0, my - 1.0, my - p["lip_up"] - 4.5), beard,
+            depth=DEPTH_MOUTH)
+
+
+def _draw_eyes(cv: Canvas, ident: _Identity, expr: _Expression) -> None:
+    """Both eyes (white, iris and pupil unless blinking, upper lid) and brows (thicker at their inner end)."""
+    p = ident.p
+    cx, ey, ew, eh = _CX, p["eye_y"], p["eye_w"], p["eye_h"] * expr.blink
+    iris_r = min(p["iris_r"] * p["eye_h"], ew * 0.8)
+    lid = mul(ident.skin, 0.35)
+    lid_t = max(1, round(cv.scale))
+    bl, thick, arch, btilt = ew * p["brow_len"], p["brow_thick"], p["brow_arch"], p["brow_tilt"]
+    for side in (-1.0, 1.0):
+        ex = cx + side * p["eye_dx"]
+        tilt = -side * p["eye_tilt"]
+        cv.ellipse((ex, ey), (ew, eh), (236.0, 234.0, 228.0), depth=DEPTH_EYE, angle=tilt)
+        if expr.blink == 1.0:
+            ix = ex + expr.gaze * (ew - iris_r)
+            cv.ellipse((ix, ey), (iris_r, iris_r), ident.iris, depth=DEPTH_EYE + 0.5)
+            cv.ellipse((ix, ey), (iris_r * 0.45, iris_r * 0.45), (10.0, 10.0, 12.0), depth=DEPTH_EYE + 0.5)
+        cv.ellipse((ex, ey), (ew, eh), lid, depth=DEPTH_EYE, angle=tilt, arc=(180.0, 360.0), thickness=lid_t)
+        by = ey - p["brow_gap"] - expr.brow_raise
+        upper = [(x, y + side * (x - ex) / bl * btilt) for x, y in curve(ex - bl, ex + bl, by, by - arch, 7)]
+        # the brow is thicker at its inner end (towards the nose)
+        lower = [(x, y + thick * (0.6 + 0.4 * (1.0 - abs((x - ex + side * bl) / (2.0 * bl)))))
+                 for x, y in reversed(upper)]
+        cv.poly(upper + lower, ident.brow, depth=DEPTH_BROW)
+
+
+def _draw_nose(cv: Canvas, ident: _Identity) -> None:
+    """Bridge (some identities), then nostrils, a tip line or a triangle outline, then the lit tip."""
+    p, skin = ident.p, ident.skin
+    cx, ny, nw = _CX, p["nose_y"], p["nose_w"]
+    shade = mul(skin, 0.72)
+    nstyle = min(int(p["nose_style"] * 3), 2)
+    if p["nose_bridge"] > 0.4:
+        cv.poly(((cx + 2.0, p["eye_y"] + 4.0), (cx + 3.0, ny - 4.0)), mul(skin, 0.85), depth=DEPTH_NOSE * 0.6,
+                thickness=1.0 + p["nose_bridge"], closed=False)
+    if nstyle == 0:
+        for side in (-1.0, 1.0):
+            cv.ellipse((cx + side * nw * 0.55, ny), (nw * 0.28, nw * 0.16), mul(shade, 0.7), depth=DEPTH_NOSTRIL)
+    elif nstyle == 1:
+        cv.poly(curve(cx - nw, cx + nw, ny - 1.5, ny + 2.0), shade, depth=DEPTH_NOSTRIL, thickness=1.2,
+                closed=False)
+    else:
+        cv.poly(((cx, ny - 14.0), (cx - nw, ny), (cx + nw, ny)), mul(shade, 0.95), depth=DEPTH_NOSE,
+                thickness=1.0)
+    cv.ellipse((cx, ny - 2.0), (nw * 0.45, nw * 0.35), mul(skin, 1.05), depth=DEPTH_NOSE)
+
+
+def _draw_mouth(cv: Canvas, ident: _Identity, expr: _Expression) -> tuple[float, float]:
+    """Lips (corners rise with the smile; an open mouth shows a dark inside) and the lip line; returns the
+    mouth's half-width and corner height (canonical frame), where its landmarks lie."""
+    p = ident.p
+    cx, my, smile, mouth_open = _CX, p["mouth_y"], expr.smile, expr.mouth_open
+    mw = p["mouth_w"] * (1.0 + 0.12 * smile)
+    corner_y = my - 2.5 * smile
+    upper = curve(cx - mw, cx + mw, corner_y, my - p["lip_up"], 9)
+    upper[4] = (upper[4][0], upper[4][1] + 0.8)  # cupid's bow
+    lower = curve(cx + mw, cx - mw, corner_y, my + p["lip_lo"] + mouth_open, 9)
+    cv.poly(upper + lower, ident.lip, depth=DEPTH_MOUTH)
+    if mouth_open > 0.8:
+        cv.poly(curve(cx - mw * 0.8, cx + mw * 0.8, corner_y, my - 0.4, 7)
+                + curve(cx + mw * 0.8, cx - mw * 0.8, corner_y, my + mouth_open * 0.9, 7),
+                (60.0, 24.0, 28.0), depth=DEPTH_MOUTH + 0.5)
+    cv.poly(curve(cx - mw, cx + mw, corner_y, my + smile * 1.5, 9), mul(ident.lip, 0.55),
+            depth=DEPTH_MOUTH + 0.5, thickness=0.9, closed=False)
+    return mw, corner_y
+
+
+def _draw_mole(cv: Canvas, ident: _Identity) -> None:
+    """A mole somewhere on the face (a third of the identities)."""
+    p = ident.p
+    if p["mole"] < 0.35:
+        cv.ellipse((_CX + p["mole_x"] * p["face_w"] * 0.6, p["face_cy"] + p["mole_y"] * p["face_h"] * 0.45),
+                   (1.3, 1.3), mul(ident.skin, 0.45), depth=DEPTH_EYE)
+
+
+def _draw_glasses(cv: Canvas, ident: _Identity) -> None:
+    """Round or square frames with their temples and bridge."""
+    p, frames = ident.p, ident.frames
+    cx, ey, eye_dx = _CX, p["eye_y"], p["eye_dx"]
+    gw, gh = p["eye_w"] + 3.5, max(p["eye_h"] + 3.5, 7.0)
+    for side in (-1.0, 1.0):
+        gx = cx + side * eye_dx
+        if p["glasses_style"] < 0.5:
+            cv.ellipse((gx, ey), (gw, gh), frames, depth=DEPTH_GLASSES, thickness=max(1, round(1.4 * cv.scale)))
+        else:
+            cv.poly(((gx - gw, ey - gh), (gx + gw, ey - gh), (gx + gw, ey + gh), (gx - gw, ey + gh)), frames,
+                    depth=DEPTH_GLASSES, thickness=1.4)
+        cv.poly(((gx + side * gw, ey - 2.0), (cx + side * p["face_w"] * 0.98, ey - 1.0)), frames,
+                depth=DEPTH_GLASSES * 0.5, thickness=1.2, closed=False)
+    cv.poly(((cx - eye_dx + gw, ey - 1.0), (cx + eye_dx - gw, ey - 1.0)), frames, depth=DEPTH_GLASSES,
+            thickness=1.2, closed=False)
+
+
+_LANDMARK_DEPTHS = (DEPTH_EYE, DEPTH_EYE, DEPTH_NOSE, DEPTH_MOUTH, DEPTH_MOUTH)
+
+
+def _landmarks(cv: Canvas, ident: _Identity, mouth_w: float, corner_y: float
+               ) -> tuple[tuple[tuple[float, float], ...], np.ndarray]:
+    """The five landmarks (ArcFace order) in the canonical frame and projected to pixels (5, 2)."""
+    p = ident.p
+    cx, ey = _CX, p["eye_y"]
+    canon = ((cx - p["eye_dx"], ey), (cx + p["eye_dx"], ey), (cx, p["nose_y"] - 2.0), (cx - mouth_w, corner_y),
+             (cx + mouth_w, corner_y))
+    return canon, np.array([cv.project((pt,), d)[0] for pt, d in zip(canon, _LANDMARK_DEPTHS)])
+
+
+def _lighting(img: np.ndarray, u: Sequence[float], z: Sequence[float], k: float) -> np.ndarray:
+    """Illumination: a linear gain gradient × brightness × colour cast; returns float32 (S, S, 3)."""
+    S = img.shape[0]
+    g = math.exp(clamp(z[10] * 0.18 * k, -0.6, 0.6))
+    strength = 0.35 * k * u[8]
+    ang = u[9] * 2.0 * math.pi
+    gx, gy = math.cos(ang) * strength, math.sin(ang) * strength
+    cast = [g * (1.0 + (c - 0.5) * 0.16 * k) for c in u[10:13]]
+    corners = [[1.0 - gx - gy, 1.0 + gx - gy], [1.0 - gx + gy, 1.0 + gx + gy]]
+    gain2 = np.array([[[v * c for c in cast] for v in row] for row in corners], np.float32)
+    gain = cv2.resize(gain2, (S, S), interpolation=cv2.INTER_LINEAR)
+    return cv2.multiply(img, gain, dtype=cv2.CV_32F)
+
+
+def _sensor(lit: np.ndarray, u: Sequence[float], z: Sequence[float], k: float, noise_bank: np.ndarray
+            ) -> np.ndarray:
+    """Sensor noise (a random crop of the shared bank), the uint8 cast, then gamma."""
+    S = lit.shape[0]
+    sigma = 6.0 * k * u[13]
+    if sigma > 0.5:
+        oy, ox = int(u[14] * 64), int(u[15] * 64)
+        lit = cv2.scaleAdd(noise_bank[oy:oy + S, ox:ox + S], sigma, lit)
+    # saturating cast to uint8 (a negative value, noise on a near-black pixel, is reflected: |v|)
+    img = cv2.convertScaleAbs(lit)
+    gamma = math.exp(clamp(z[11] * 0.2 * k, -0.5, 0.5))
+    if abs(gamma - 1.0) > 0.02:
+        img = cv2.LUT(img, _gamma_lut(round(gamma, 2)))
+    return img
+
+
+def _degrade(img: np.ndarray, u: Sequence[float], k: float, f: float) -> np.ndarray:
+    """Optical blur and low resolution (down- then up-scaling), each in a difficulty-scaled share of images."""
+    S = img.shape[0]
+    if u[16] < 0.3 * k:
+        img = cv2.GaussianBlur(img, (0, 0), (0.4 + 1.1 * k * u[17]) * f)
+    if u[18] < 0.12 * k:
+        small = max(8, int(S * (0.3 + 0.4 * u[19])))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (S, S),
+                         interpolation=cv2.INTER_LINEAR)
+    return img
 
 
 class SynthFaces:
@@ -300,13 +412,10 @@ class SynthFaces:
         for name, value, low in (("num_identities", num_identities, 1),
                                  ("images_per_identity", images_per_identity, 1),
                                  ("seed", seed, 0), ("identity_offset", identity_offset, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"SynthFaces: {name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, "SynthFaces", low=low)
         if not isinstance(difficulty, (int, float, np.floating)) or not 0.0 <= float(difficulty) <= 1.0:
             raise ValueError(f"SynthFaces: difficulty must be a float in [0, 1], got {difficulty!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-                or not 16 <= image_size <= 1024:
-            raise ValueError(f"SynthFaces: image_size must be an int in [16, 1024], got {image_size!r}")
+        check_int("image_size", image_size, "SynthFaces", low=16, high=1024)
         if split not in _SPLIT_TAGS:
             raise ValueError(f"SynthFaces: split must be one of {sorted(_SPLIT_TAGS)}, got {split!r}")
         self.num_identities = int(num_identities)
@@ -321,7 +430,7 @@ class SynthFaces:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def heldout(cls, num_identities: int, images_per_identity: int, **kwargs: object) -> "SynthFaces":
+    def heldout(cls, num_identities: int, images_per_identity: int, **kwargs: object) -> SynthFaces:
         """A dataset on the held-out namespace: identities disjoint from every ``"train"`` set of its seed.
 
         Its identity ``i`` is the identity used by fold ``i // identities_per_fold`` of
@@ -393,11 +502,11 @@ class SynthFaces:
         u = self._identity_u(global_id, tag)
         vals = _ID_LOW + u * _ID_RANGE
         p = dict(zip(_ID_NAMES, vals.tolist()))
-        skin = _palette(_SKIN, p["skin_tone"]) + np.array([12.0, -6.0, -6.0]) * p["skin_red"]
-        hair = _palette(_HAIR, p["hair_col"])
+        skin = palette(SKIN, p["skin_tone"]) + np.array([12.0, -6.0, -6.0]) * p["skin_red"]
+        hair = palette(_HAIR, p["hair_col"])
         brow = hair * (1.0 - 0.6 * p["brow_dark"]) + 10.0
         lip = skin * (0.75 - 0.3 * p["lip_col"]) + _LIP * (0.25 + 0.3 * p["lip_col"])
-        iris, frames = _palette(_IRIS, p["iris_col"]), _palette(_FRAMES, p["glasses_col"])
+        iris, frames = palette(_IRIS, p["iris_col"]), palette(_FRAMES, p["glasses_col"])
         return _Identity(p, *(tuple(c.tolist()) for c in (skin, hair, brow, iris, lip, frames)))
 
     def image(self, identity: int, index: int) -> np.ndarray:
@@ -419,199 +528,41 @@ class SynthFaces:
         return rng.standard_normal((side, side, 3), dtype=np.float32)
 
     def _render(self, global_id: int, index: int, tag: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, landmarks5)`` of image ``index`` of global identity ``global_id`` in namespace ``tag``.
+
+        Draws the image's nuisances from its own seed, paints the face back to front (background, head, hair,
+        beard, eyes, nose, mouth, mole, glasses, an occasional occluder) through its pose, then applies the
+        photometry (lighting, sensor, blur / low resolution).
+        """
         ident = self._identity(global_id, tag)
-        p = ident.p
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, tag, global_id, index])))
         u = rng.random(48).tolist()
         z = rng.standard_normal(12).tolist()
         background = rng.integers(0, 256, (2, 2, 3), dtype=np.uint8)
         k = 0.5 + self.difficulty
-        S = self.image_size
-        f = S / _CANON
+        f = self.image_size / CANON
 
-        # ---- pose: pseudo-3D yaw/pitch, then similarity (rotation about the image centre, scale, shift)
-        rot = math.radians(_clamp(z[0] * 6.0 * k, -25.0, 25.0))
-        scale = math.exp(_clamp(z[1] * 0.05 * k, -0.2, 0.2)) * f
-        tx, ty = _clamp(z[2] * 2.5 * k, -9.0, 9.0) * f, _clamp(z[3] * 2.5 * k, -9.0, 9.0) * f
-        yaw = _clamp(z[4] * 0.22 * k, -0.7, 0.7)
-        pitch = _clamp(z[5] * 0.08 * k, -0.3, 0.3)
-        ca, sa, c0 = math.cos(rot) * scale, math.sin(rot) * scale, 56.0
-        A = np.array([[ca, -sa, c0 * f + tx - ca * c0 + sa * c0], [sa, ca, c0 * f + ty - sa * c0 - ca * c0]])
-
-        # ---- background: bilinear 2×2 colour field plus optional clutter rectangles
-        img = cv2.resize(background, (S, S), interpolation=cv2.INTER_LINEAR)
-        if u[0] < 0.5:
-            for r in range(1 + int(u[1] * 3)):
-                q = u[28 + 5 * r:33 + 5 * r]
-                cv2.rectangle(img, (int(q[0] * S), int(q[1] * S)), (int(q[2] * S), int(q[3] * S)),
-                              _col((q[4] * 255.0, q[0] * 255.0, q[3] * 255.0)), -1)
-        cx, fcy, fw, fh = 56.0, p["face_cy"], p["face_w"], p["face_h"]
-        cv = _Canvas(img, A, (cx, fcy), yaw, pitch)
-        skin = ident.skin
-
-        # ---- expression
-        smile = _clamp(0.25 + z[6] * 0.35 * k, -0.4, 1.0)
-        mouth_open = max(0.0, z[7] * 2.5 * k) if u[2] < 0.35 else 0.0
-        brow_raise = _clamp(z[8] * 1.5 * k, -2.0, 3.5)
-        blink = 0.15 if u[3] < 0.05 * k else 1.0
-        gaze = _clamp(z[9] * 0.35, -1.0, 1.0)
-
-        # ---- clothing, neck, hair behind the head, ears, face, cheeks
-        cv.ellipse((cx, 138.0), (62.0, 34.0), (255.0 * u[20], 255.0 * u[21], 255.0 * u[22]))
-        neck_w = fw * 0.5
-        cv.poly(((cx - neck_w, fcy + fh * 0.5), (cx + neck_w, fcy + fh * 0.5), (cx + neck_w, 120.0),
-                 (cx - neck_w, 120.0)), _mul(skin, 0.82))
-        style = min(int(p["hair_style"] * 6), 5)
-        hair = _mul(ident.hair, 0.94 + 0.12 * u[4])
-        vol = p["hair_vol"]
-        top = fcy - fh
-        if style in (2, 3):  # medium / long hair behind the head
-            drop = fh * (0.55 if style == 2 else 1.35)
-            cv.ellipse((cx, fcy - fh * 0.2 + drop * 0.4), (fw + 5.0 + vol, fh * 0.8 + drop * 0.6 + vol), hair,
-                       depth=-6.0)
-        ear_y = p["eye_y"] + 7.0
-        for side in (-1.0, 1.0):
-            cv.ellipse((cx + side * fw * 0.97, ear_y), (p["ear_size"] * 0.55, p["ear_size"]), _mul(skin, 0.92),
-                       depth=_DEPTH_EAR)
-        cv.ellipse((cx, fcy), (fw, fh * 0.82), skin, depth=_DEPTH_FACE)
-        cv.ellipse((cx, fcy), (fw * p["jaw"], fh), skin, depth=_DEPTH_FACE, arc=(0.0, 180.0))
-        if p["cheek"] > 0.55:
-            w = (p["cheek"] - 0.55) * 2.2
-            blush = (skin[0] + 18.0 * w, skin[1] - 8.0 * w, skin[2] - 6.0 * w)
-            for side in (-1.0, 1.0):
-                cv.ellipse((cx + side * p["eye_dx"] * 1.1, p["nose_y"] + 2.0), (6.0, 4.0), blush,
-                           depth=_DEPTH_EYE)
-
-        # ---- hair on top (style 0 is bald, 4 a fringe down to the brows, 5 a tilted side part)
-        if style != 0:
-            hairline = p["eye_y"] - p["brow_gap"] - 5.0 if style == 4 else top + fh * (0.32 + 0.25 * p["hairline"])
-            tilt = (p["hairline"] - 0.5) * 30.0 if style == 5 else 0.0
-            cv.ellipse((cx, hairline), (fw * 1.03 + vol * 0.4, hairline - top + 4.0 + vol), hair,
-                       depth=_DEPTH_FACE, angle=tilt, arc=(180.0, 360.0))
-
-        # ---- beard (before mouth and nose): full, goatee or moustache only
-        my, lip_up = p["mouth_y"], p["lip_up"]
-        if p["beard"] > 0.8:
-            bstyle = min(int(p["beard_style"] * 3), 2)
-            beard = _mul(ident.hair, 0.9)
-            if bstyle == 0:
-                cv.ellipse((cx, fcy + 2.0), (fw * p["jaw"] * 0.98, fh * 0.98), beard, depth=_DEPTH_FACE,
-                           arc=(5.0, 175.0))
-                cv.ellipse((cx, my - 1.0), (p["mouth_w"] + 4.0, 9.0), skin, depth=_DEPTH_MOUTH, arc=(180.0, 360.0))
-            elif bstyle == 1:
-                cv.ellipse((cx, my + 11.0), (p["mouth_w"] * 0.6, 8.0), beard, depth=_DEPTH_MOUTH)
-            cv.poly(_curve(cx - p["mouth_w"] - 2.0, cx + p["mouth_w"] + 2.0, my - 1.0, my - lip_up - 4.5), beard,
-                    depth=_DEPTH_MOUTH)
-
-        # ---- eyes and brows
-        ey, ew, eh = p["eye_y"], p["eye_w"], p["eye_h"] * blink
-        iris_r = min(p["iris_r"] * p["eye_h"], ew * 0.8)
-        lid = _mul(skin, 0.35)
-        lid_t = max(1, round(cv.scale))
-        bl, thick, arch, btilt = ew * p["brow_len"], p["brow_thick"], p["brow_arch"], p["brow_tilt"]
-        for side in (-1.0, 1.0):
-            ex = cx + side * p["eye_dx"]
-            tilt = -side * p["eye_tilt"]
-            cv.ellipse((ex, ey), (ew, eh), (236.0, 234.0, 228.0), depth=_DEPTH_EYE, angle=tilt)
-            if blink == 1.0:
-                ix = ex + gaze * (ew - iris_r)
-                cv.ellipse((ix, ey), (iris_r, iris_r), ident.iris, depth=_DEPTH_EYE + 0.5)
-                cv.ellipse((ix, ey), (iris_r * 0.45, iris_r * 0.45), (10.0, 10.0, 12.0), depth=_DEPTH_EYE + 0.5)
-            cv.ellipse((ex, ey), (ew, eh), lid, depth=_DEPTH_EYE, angle=tilt, arc=(180.0, 360.0), thickness=lid_t)
-            by = ey - p["brow_gap"] - brow_raise
-            upper = [(x, y + side * (x - ex) / bl * btilt) for x, y in _curve(ex - bl, ex + bl, by, by - arch, 7)]
-            # the brow is thicker at its inner end (towards the nose)
-            lower = [(x, y + thick * (0.6 + 0.4 * (1.0 - abs((x - ex + side * bl) / (2.0 * bl)))))
-                     for x, y in reversed(upper)]
-            cv.poly(upper + lower, ident.brow, depth=_DEPTH_BROW)
-
-        # ---- nose
-        ny, nw = p["nose_y"], p["nose_w"]
-        shade = _mul(skin, 0.72)
-        nstyle = min(int(p["nose_style"] * 3), 2)
-        if p["nose_bridge"] > 0.4:
-            cv.poly(((cx + 2.0, ey + 4.0), (cx + 3.0, ny - 4.0)), _mul(skin, 0.85), depth=_DEPTH_NOSE * 0.6,
-                    thickness=1.0 + p["nose_bridge"], closed=False)
-        if nstyle == 0:
-            for side in (-1.0, 1.0):
-                cv.ellipse((cx + side * nw * 0.55, ny), (nw * 0.28, nw * 0.16), _mul(shade, 0.7),
-                           depth=_DEPTH_NOSTRIL)
-        elif nstyle == 1:
-            cv.poly(_curve(cx - nw, cx + nw, ny - 1.5, ny + 2.0), shade, depth=_DEPTH_NOSTRIL, thickness=1.2,
-                    closed=False)
-        else:
-            cv.poly(((cx, ny - 14.0), (cx - nw, ny), (cx + nw, ny)), _mul(shade, 0.95), depth=_DEPTH_NOSE,
-                    thickness=1.0)
-        cv.ellipse((cx, ny - 2.0), (nw * 0.45, nw * 0.35), _mul(skin, 1.05), depth=_DEPTH_NOSE)
-
-        # ---- mouth (corners rise with the smile; an open mouth shows a dark inside)
-        mw = p["mouth_w"] * (1.0 + 0.12 * smile)
-        corner_y = my - 2.5 * smile
-        upper = _curve(cx - mw, cx + mw, corner_y, my - lip_up, 9)
-        upper[4] = (upper[4][0], upper[4][1] + 0.8)  # cupid's bow
-        lower = _curve(cx + mw, cx - mw, corner_y, my + p["lip_lo"] + mouth_open, 9)
-        cv.poly(upper + lower, ident.lip, depth=_DEPTH_MOUTH)
-        if mouth_open > 0.8:
-            cv.poly(_curve(cx - mw * 0.8, cx + mw * 0.8, corner_y, my - 0.4, 7)
-                    + _curve(cx + mw * 0.8, cx - mw * 0.8, corner_y, my + mouth_open * 0.9, 7),
-                    (60.0, 24.0, 28.0), depth=_DEPTH_MOUTH + 0.5)
-        cv.poly(_curve(cx - mw, cx + mw, corner_y, my + smile * 1.5, 9), _mul(ident.lip, 0.55),
-                depth=_DEPTH_MOUTH + 0.5, thickness=0.9, closed=False)
-
-        # ---- mole, glasses (taken off in 10 % of a wearer's images)
-        if p["mole"] < 0.35:
-            cv.ellipse((cx + p["mole_x"] * fw * 0.6, fcy + p["mole_y"] * fh * 0.45), (1.3, 1.3), _mul(skin, 0.45),
-                       depth=_DEPTH_EYE)
-        if p["glasses"] < 0.2 and u[5] > 0.1:
-            gw, gh = ew + 3.5, max(p["eye_h"] + 3.5, 7.0)
-            frames = ident.frames
-            for side in (-1.0, 1.0):
-                gx = cx + side * p["eye_dx"]
-                if p["glasses_style"] < 0.5:
-                    cv.ellipse((gx, ey), (gw, gh), frames, depth=_DEPTH_GLASSES,
-                               thickness=max(1, round(1.4 * cv.scale)))
-                else:
-                    cv.poly(((gx - gw, ey - gh), (gx + gw, ey - gh), (gx + gw, ey + gh), (gx - gw, ey + gh)), frames,
-                            depth=_DEPTH_GLASSES, thickness=1.4)
-                cv.poly(((gx + side * gw, ey - 2.0), (cx + side * fw * 0.98, ey - 1.0)), frames,
-                        depth=_DEPTH_GLASSES * 0.5, thickness=1.2, closed=False)
-            cv.poly(((cx - p["eye_dx"] + gw, ey - 1.0), (cx + p["eye_dx"] - gw, ey - 1.0)), frames,
-                    depth=_DEPTH_GLASSES, thickness=1.2, closed=False)
-
-        # ---- landmarks (ArcFace order) and occasional occlusion
-        canon = ((cx - p["eye_dx"], ey), (cx + p["eye_dx"], ey), (cx, ny - 2.0), (cx - mw, corner_y),
-                 (cx + mw, corner_y))
-        depths = (_DEPTH_EYE, _DEPTH_EYE, _DEPTH_NOSE, _DEPTH_MOUTH, _DEPTH_MOUTH)
-        landmarks = np.array([cv.project((pt,), d)[0] for pt, d in zip(canon, depths)])
+        pose = _pose(z, k, f)
+        img = _background(background, u, self.image_size)
+        cv = Canvas(img, pose.A, (_CX, ident.p["face_cy"]), pose.yaw, pose.pitch)
+        expr = _expression(z, u, k)
+        hair = mul(ident.hair, 0.94 + 0.12 * u[4])
+        _draw_head(cv, ident, u, hair)
+        _draw_hair(cv, ident, hair)
+        _draw_beard(cv, ident)
+        _draw_eyes(cv, ident, expr)
+        _draw_nose(cv, ident)
+        mouth_w, corner_y = _draw_mouth(cv, ident, expr)
+        _draw_mole(cv, ident)
+        if ident.p["glasses"] < 0.2 and u[5] > 0.1:  # taken off in 10 % of a wearer's images
+            _draw_glasses(cv, ident)
+        canon, landmarks = _landmarks(cv, ident, mouth_w, corner_y)
         if u[6] < 0.12 * k:
-            _occlude(cv, OCCLUSION_KINDS[int(u[7] * len(OCCLUSION_KINDS))], u[40:48], canon)
+            kinds = _occlusion.OCCLUSION_KINDS
+            _occlusion.occlude(cv, kinds[int(u[7] * len(kinds))], u[40:48], canon)
 
-        # ---- photometry: gain gradient × brightness × colour cast, noise, gamma; then blur / low resolution
-        g = math.exp(_clamp(z[10] * 0.18 * k, -0.6, 0.6))
-        strength = 0.35 * k * u[8]
-        ang = u[9] * 2.0 * math.pi
-        gx, gy = math.cos(ang) * strength, math.sin(ang) * strength
-        cast = [g * (1.0 + (c - 0.5) * 0.16 * k) for c in u[10:13]]
-        corners = [[1.0 - gx - gy, 1.0 + gx - gy], [1.0 - gx + gy, 1.0 + gx + gy]]
-        gain2 = np.array([[[v * c for c in cast] for v in row] for row in corners], np.float32)
-        gain = cv2.resize(gain2, (S, S), interpolation=cv2.INTER_LINEAR)
-        out = cv2.multiply(img, gain, dtype=cv2.CV_32F)
-        sigma = 6.0 * k * u[13]
-        if sigma > 0.5:
-            oy, ox = int(u[14] * 64), int(u[15] * 64)
-            out = cv2.scaleAdd(self._noise_bank[oy:oy + S, ox:ox + S], sigma, out)
-        # saturating cast to uint8 (a negative value, noise on a near-black pixel, is reflected: |v|)
-        img = cv2.convertScaleAbs(out)
-        gamma = math.exp(_clamp(z[11] * 0.2 * k, -0.5, 0.5))
-        if abs(gamma - 1.0) > 0.02:
-            img = cv2.LUT(img, _gamma_lut(round(gamma, 2)))
-        if u[16] < 0.3 * k:
-            img = cv2.GaussianBlur(img, (0, 0), (0.4 + 1.1 * k * u[17]) * f)
-        if u[18] < 0.12 * k:
-            small = max(8, int(S * (0.3 + 0.4 * u[19])))
-            img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (S, S),
-                             interpolation=cv2.INTER_LINEAR)
-        return img, landmarks
+        img = _sensor(_lighting(img, u, z, k), u, z, k, self._noise_bank)
+        return _degrade(img, u, k, f), landmarks
 
     # ------------------------------------------------------------------ verification pairs
     def pair_specs(self, num_folds: int = 10, pairs_per_fold: int = 300, *, seed: int = 0,
@@ -627,8 +578,7 @@ class SynthFaces:
         """
         for name, value in (("num_folds", num_folds), ("pairs_per_fold", pairs_per_fold),
                             ("images_per_identity", images_per_identity)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"SynthFaces.pair_specs: {name} must be an int >= 1, got {value!r}")
+            check_int(name, value, "SynthFaces.pair_specs")
         ipf = max(20, pairs_per_fold // 3) if identities_per_fold is None else int(identities_per_fold)
         m = int(images_per_identity)
         if ipf < 2 or m < 2:
@@ -682,22 +632,40 @@ class SynthFaces:
 
     # ------------------------------------------------------------------ export
     def export(self, directory: str | Path, *, bin_name: str | None = "synth_lfw.bin", num_folds: int = 10,
-               pairs_per_fold: int = 300, pair_seed: int = 0) -> dict[str, Path]:
+               pairs_per_fold: int = 300, pair_seed: int = 0, progress: bool = False) -> dict[str, Path]:
         """Write the training set as insightface RecordIO (``train.rec``/``.idx``/``property``) and, unless
         ``bin_name`` is None, the held-out verification set as an insightface ``.bin`` in ``directory``.
 
-        Uses ``massface.data.recordio.write_records`` and ``massface.data.verification.write_bin``
-        (imported on call). Returns the written paths.
+        The one SynthFaces exporter (``massface demo`` and the benchmarks write through it). The ``.bin`` is
+        :meth:`verification_pairs` ``(num_folds, pairs_per_fold, seed=pair_seed)``, the same images as
+        ``SynthFaces.heldout(..., seed=, difficulty=, image_size=)`` would give. Uses
+        ``massface.data.recordio.write_records`` and ``massface.data.verification.write_bin`` (imported on call);
+        ``progress`` shows a bar while the training set is written. Returns the written paths
+        (``rec``, ``idx``, ``property`` and ``bin``).
         """
         from massface.data.recordio import write_records  # lazy: only needed on export
         from massface.data.verification import write_bin
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_records(directory, self.iter_samples())
+        write_records(directory, self.iter_samples(), progress=progress, total=len(self))
         paths = {"rec": directory / "train.rec", "idx": directory / "train.idx", "property": directory / "property"}
         if bin_name is not None:
             images, issame = self.verification_pairs(num_folds, pairs_per_fold, seed=pair_seed)
             write_bin(directory / bin_name, images, issame)
             paths["bin"] = directory / bin_name
         return paths
+
+
+_MOVED = {"draw_occlusion": "massface.data.occlusion", "OCCLUSION_KINDS": "massface.data.occlusion"}
+
+
+def __getattr__(name: str) -> Any:
+    """``draw_occlusion`` / ``OCCLUSION_KINDS`` moved to :mod:`massface.data.occlusion` (issue 13); the old
+    location answers for one release with a DeprecationWarning."""
+    if name in _MOVED:
+        import importlib
+
+        warn_renamed(f"massface.data.synthetic.{name}", f"{_MOVED[name]}.{name}")
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

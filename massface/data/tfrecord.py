@@ -25,15 +25,30 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from typing import Any, Callable, Iterable, Optional, Union
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from massface.data._base import EncodedImageDataset, FileCache, ImageLike, Progress, encode_image, size_hints
+from massface._checks import check_int
+from massface._progress import progress_bar
 from massface.data._errors import DataFormatError, OnError, PathLike, raise_or_record
-from massface.data._guard import DEFAULT_MAX_PIXELS, MAX_LABEL, component_problem, max_file_bytes, outside_root, \
-    parse_int, parse_ints, read_lines, read_regular_file, real_root, regular_size, relpath_problem, \
-    require_regular_file
+from massface.data._guard import (
+    DEFAULT_MAX_PIXELS,
+    MAX_LABEL,
+    component_problem,
+    max_file_bytes,
+    outside_root,
+    parse_int,
+    parse_ints,
+    read_lines,
+    read_regular_file,
+    real_root,
+    regular_size,
+    relpath_problem,
+    require_regular_file,
+)
+from massface.data.encoded import EncodedImageDataset, FileCache, ImageLike, encode_image, size_hints
 
 __all__ = ["crc32c", "masked_crc32c", "frame_tfrecord", "encode_example", "parse_example", "read_tfrecord_at",
            "iter_tfrecords", "TFRecordIndexDataset", "write_tfrecords"]
@@ -82,7 +97,7 @@ def _crc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.nd
     return table, flat_pos, base, flat_adv, shift
 
 
-def crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
+def crc32c(data: bytes | bytearray | memoryview) -> int:
     """CRC-32C (Castagnoli) of ``data``, as used by TFRecord, iSCSI and ext4 (``crc32c(b"123456789") == 0xE3069283``).
 
     Standard form: init 0xFFFFFFFF, reflected, final XOR 0xFFFFFFFF. The raw CRC is linear over GF(2), so it is
@@ -118,7 +133,7 @@ def crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-def masked_crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
+def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
     """TFRecord's masked CRC: ``((c >> 15) | (c << 17)) + 0xa282ead8`` modulo 2**32, c = crc32c(data)."""
     c = crc32c(data)
     return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
@@ -147,7 +162,7 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def encode_example(features: dict[str, Union[bytes, int, list[int]]]) -> bytes:
+def encode_example(features: dict[str, bytes | int | list[int]]) -> bytes:
     """Serialise a ``tf.train.Example`` holding bytes features (one value) or int64 features (a list)."""
     entries = []
     for key, value in features.items():
@@ -307,7 +322,7 @@ class TFRecordIndexDataset(EncodedImageDataset):
     that resolves outside ``data_root`` through a symlink is refused when read.
     """
 
-    def __init__(self, index_file: PathLike, data_root: PathLike, transform: Optional[Callable[..., Any]] = None, *,
+    def __init__(self, index_file: PathLike, data_root: PathLike, transform: Callable[..., Any] | None = None, *,
                  on_error: OnError = "raise", verify_crc: bool = True, feature: str = "image",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         super().__init__(transform, on_error, max_pixels)
@@ -384,7 +399,7 @@ class TFRecordIndexDataset(EncodedImageDataset):
             raise _EntryRefused(DataFormatError(index, f"image path {rel[:80]!r}: {problem}; refused", where))
         return os.path.join(self.data_root, rel), -1, label
 
-    def _file_problem(self, path: str, is_shard: bool) -> tuple[int, Optional[str]]:
+    def _file_problem(self, path: str, is_shard: bool) -> tuple[int, str | None]:
         """(size, None) for a usable file, (-1, why not) otherwise: a regular file (stat only), and for a shard one
         that resolves inside ``data_root`` (plain image files are resolved when read: one ``realpath`` per shard
         here, none per image)."""
@@ -424,20 +439,19 @@ class _EntryRefused(Exception):
 
 def write_tfrecords(directory: PathLike, samples: Iterable[tuple[ImageLike, int]], *, name: str = "train",
                     shard_size: int = 500_000, quality: int = 95, progress: bool = False,
-                    total: Optional[int] = None) -> str:
+                    total: int | None = None) -> str:
     """Write ``samples`` (``(image, label)``, encoded bytes or RGB uint8 arrays) as TFace shards + index.
 
     Records go to ``{directory}/{name}/{name}-%05d.tfrecord`` (a new shard every ``shard_size`` records), each an
     Example with the single bytes feature ``image``; the index ``{directory}/{name}.index`` gets one
     ``name\\tshard\\toffset\\tlabel`` line per record. Returns the index path. Time O(N) + encoding.
     """
-    if shard_size <= 0:
-        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    check_int("shard_size", shard_size, "write_tfrecords")
     directory = os.fspath(directory)
     shard_dir = os.path.join(directory, name)
     os.makedirs(shard_dir, exist_ok=True)
     index_path = os.path.join(directory, f"{name}.index")
-    bar = Progress(total, f"write {shard_dir}", enabled=progress)
+    bar = progress_bar(total=total, desc=f"write {shard_dir}", unit="img", enabled=progress)
     out = None
     try:
         with open(index_path, "w", encoding="utf-8") as index:

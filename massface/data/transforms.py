@@ -18,8 +18,9 @@ the stream is re-derived per worker and epoch (see :class:`FaceTransform`). Cost
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 # albumentations 2.x contacts PyPI (up to 2 s) on import unless this is set; massface never goes online.
 # setdefault keeps an explicit user choice.
@@ -32,7 +33,8 @@ import torch  # noqa: E402
 import torch.utils.data  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 
-from massface.data.synthetic import OCCLUSION_KINDS, draw_occlusion  # noqa: E402
+from massface.data._guard import image_hw  # noqa: E402
+from massface.data.occlusion import OCCLUSION_KINDS, draw_occlusion  # noqa: E402
 
 __all__ = [
     "FaceTransform",
@@ -49,7 +51,7 @@ class SyntheticOcclusion(A.ImageOnlyTransform):
 
     ``kinds`` is a subset of ``("hand", "mask", "sunglasses", "bar")``; one kind is picked uniformly per
     application. Geometry follows the ArcFace 112×112 template scaled to the image width, so inputs should
-    be aligned square crops (any side). See :func:`massface.data.synthetic.draw_occlusion`. O(H·W) per image.
+    be aligned square crops (any side). See :func:`massface.data.occlusion.draw_occlusion`. O(H·W) per image.
     """
 
     def __init__(self, kinds: Sequence[str] = OCCLUSION_KINDS, p: float = 0.5) -> None:
@@ -156,11 +158,10 @@ def _check_image(image: Any) -> np.ndarray:
 
 
 def _tail(image_size: int | tuple[int, int] | None) -> list[A.BasicTransform]:
+    """Optional resize to ``image_size`` = (height, width), then Normalize(0.5, 0.5) and ToTensorV2."""
     steps: list[A.BasicTransform] = []
     if image_size is not None:
-        w, h = (image_size, image_size) if isinstance(image_size, int) else image_size
-        if w < 1 or h < 1:
-            raise ValueError(f"image_size must be positive, got {image_size!r}")
+        h, w = image_hw(image_size)
         steps.append(A.Resize(height=h, width=w))
     steps += [A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), max_pixel_value=255.0), ToTensorV2()]
     return steps
@@ -175,7 +176,8 @@ def build_train_transform(preset: str | TrainAugmentation = "default", *, seed: 
                           image_size: int | tuple[int, int] | None = None, **overrides: Any) -> FaceTransform:
     """Training augmentation: ``preset`` in :data:`TRAIN_PRESETS` (``"default"``, ``"light"``,
     ``"occlusion"``) or a :class:`TrainAugmentation`; keyword ``overrides`` replace its fields
-    (e.g. ``flip_p=0.0``). ``image_size`` (int or (width, height)) resizes before normalising.
+    (e.g. ``flip_p=0.0``). ``image_size`` (int or (height, width), like ``read_bin``) resizes before
+    normalising.
 
     Steps, each skipped when its probability is 0: HorizontalFlip → ColorJitter → GaussianBlur →
     Downscale → SyntheticOcclusion → CoarseDropout (random erasing, zero fill) → Normalize(0.5, 0.5) →
@@ -216,5 +218,6 @@ def build_train_transform(preset: str | TrainAugmentation = "default", *, seed: 
 
 
 def build_eval_transform(image_size: int | tuple[int, int] | None = None) -> FaceTransform:
-    """Evaluation pipeline: optional resize to ``image_size``, then Normalize(0.5, 0.5) → CHW float32 tensor."""
+    """Evaluation pipeline: optional resize to ``image_size`` (int or (height, width)), then Normalize(0.5, 0.5) →
+    CHW float32 tensor."""
     return FaceTransform(A.Compose(_tail(image_size)))

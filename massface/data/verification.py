@@ -18,16 +18,26 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import cv2
 import numpy as np
 
-from massface.data._base import ImageLike, decode_image, encode_image
 from massface.data._errors import DataFormatError, OnError, PathLike, SkipReport, check_on_error, raise_or_record
-from massface.data._guard import DEFAULT_MAX_PIXELS, check_max_pixels, component_problem, create_temp, \
-    max_file_bytes, parse_int, read_lines, read_regular_file, real_root
+from massface.data._guard import (
+    DEFAULT_MAX_PIXELS,
+    check_max_pixels,
+    component_problem,
+    create_temp,
+    max_file_bytes,
+    parse_int,
+    read_lines,
+    read_regular_file,
+    real_root,
+)
+from massface.data.encoded import ImageLike, decode_image, encode_image
 
 __all__ = ["read_bin", "write_bin", "read_lfw_pairs", "read_pair_folders", "load_bin_pickle"]
 
@@ -128,7 +138,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed in a .bin verification set")
 
 
-def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[Union[bytes, np.ndarray]], np.ndarray]:
+def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[bytes | np.ndarray], np.ndarray]:
     """Restricted-unpickle and validate a ``.bin`` payload -> (list of 2N encoded buffers, bool (N,))."""
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
@@ -144,7 +154,7 @@ def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[Union
     bins, issame = obj
     if not isinstance(bins, (list, tuple)):
         raise DataFormatError(path, f"bins must be a list of encoded images, got {type(bins).__name__}")
-    buffers: list[Union[bytes, np.ndarray]] = []
+    buffers: list[bytes | np.ndarray] = []
     for i, b in enumerate(bins):
         if isinstance(b, (bytes, bytearray)):
             buffers.append(bytes(b))
@@ -170,11 +180,11 @@ def load_bin_pickle(data: bytes, path: PathLike = "<bytes>") -> tuple[list[Union
 
 
 def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[tuple[str, str]],
-                  image_size: Optional[tuple[int, int]], on_error: OnError, skipped: SkipReport,
+                  image_size: tuple[int, int] | None, on_error: OnError, skipped: SkipReport,
                   max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode 2N buffers into one (2N', H, W, 3) array, dropping whole pairs on error in skip mode (each image's
     header is checked against ``max_pixels`` before it is decoded)."""
-    images: Optional[np.ndarray] = None
+    images: np.ndarray | None = None
     keep = np.ones(issame.size, dtype=bool)
     out_i = 0
     for k in range(issame.size):
@@ -188,9 +198,7 @@ def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[
                                      if img.shape[0] > image_size[0] else cv2.INTER_LINEAR)
                 pair.append(img)
         except DataFormatError as err:
-            if on_error == "raise":
-                raise
-            skipped.add(err)
+            raise_or_record(err, on_error, skipped)
             keep[k] = False
             continue
         if images is None:
@@ -207,8 +215,8 @@ def _decode_pairs(buffers: Sequence[Any], issame: np.ndarray, sources: Sequence[
     return images[:out_i], issame[keep]
 
 
-def read_bin(path: PathLike, *, decode: bool = True, image_size: Optional[tuple[int, int]] = None,
-             on_error: OnError = "raise", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list],
+def read_bin(path: PathLike, *, decode: bool = True, image_size: tuple[int, int] | None = None,
+             on_error: OnError = "raise", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | list,
                                                                                           np.ndarray]:
     """Read an insightface verification ``.bin`` (lfw, cfp_fp, agedb_30, …) safely.
 
@@ -232,7 +240,7 @@ def read_bin(path: PathLike, *, decode: bool = True, image_size: Optional[tuple[
     return images, issame
 
 
-def write_bin(path: PathLike, images: Union[np.ndarray, Sequence[ImageLike]], issame: Sequence[bool], *,
+def write_bin(path: PathLike, images: np.ndarray | Sequence[ImageLike], issame: Sequence[bool], *,
               quality: int = 95) -> None:
     """Write an insightface-compatible ``.bin``: pickle of ``(list of 2N JPEG bytes, list of N bools)``.
 
@@ -291,8 +299,8 @@ def _read_files(paths: Sequence[str], record_names: Sequence[str], issame: np.nd
 
 
 def _finish_pairs(buffers: list[bytes], issame: np.ndarray, sources: list[tuple[str, str]], decode: bool,
-                  image_size: Optional[tuple[int, int]], on_error: OnError, skipped: SkipReport,
-                  what: str, max_pixels: int) -> tuple[Union[np.ndarray, list], np.ndarray]:
+                  image_size: tuple[int, int] | None, on_error: OnError, skipped: SkipReport,
+                  what: str, max_pixels: int) -> tuple[np.ndarray | list, np.ndarray]:
     if decode:
         images, issame = _decode_pairs(buffers, issame, sources, image_size, on_error, skipped, max_pixels)
     else:
@@ -314,8 +322,8 @@ _MAX_COUNT = 10 ** 7
 
 
 def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jpg", decode: bool = True,
-                   image_size: Optional[tuple[int, int]] = None, on_error: OnError = "raise",
-                   max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list], np.ndarray]:
+                   image_size: tuple[int, int] | None = None, on_error: OnError = "raise",
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | list, np.ndarray]:
     """LFW ``pairs.txt`` + an image root (``root/name/name_%04d.<ext>``, usually a pre-aligned 112×112 copy)
     -> ``(images, issame)`` in file order, like insightface's ``lfw2pack.py``.
 
@@ -372,8 +380,8 @@ def read_lfw_pairs(pairs_path: PathLike, image_root: PathLike, *, ext: str = "jp
 
 
 def read_pair_folders(pair_list: PathLike, image_root: PathLike, *, decode: bool = True,
-                      image_size: Optional[tuple[int, int]] = None, on_error: OnError = "raise",
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Union[np.ndarray, list], np.ndarray]:
+                      image_size: tuple[int, int] | None = None, on_error: OnError = "raise",
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | list, np.ndarray]:
     """MassFace's pair layout: ``image_root/<pair_id>/`` holds the two images of a pair, ``pair_list`` has lines
     ``pair_id same`` (same = 1/0 or true/false) -> ``(images, issame)``.
 
@@ -402,9 +410,7 @@ def read_pair_folders(pair_list: PathLike, image_root: PathLike, *, decode: bool
         if len(files) != 2:
             err = DataFormatError(list_path, f"pair folder {folder} must hold exactly 2 images, found {len(files)}",
                                   where)
-            if on_error == "raise":
-                raise err
-            skipped.add(err)
+            raise_or_record(err, on_error, skipped)
             continue
         flags.append(fields[1].lower() in ("1", "true"))
         names.append(where)

@@ -1,7 +1,35 @@
 """The field's evaluation protocols: pair verification, IJB-B/C, retrieval, plots and reports.
 
 Names are loaded lazily: ``from massface.evaluation import evaluate_pairs`` imports only numpy and
-``verification``; torch, faiss, matplotlib and onnxruntime are imported by the functions that need them.
+``verification``; torch, scikit-learn, faiss, matplotlib and onnxruntime are imported by the functions that need
+them.
+
+Modules:
+
+=======================  ==================================================================================
+``verification``         the 10-fold pair protocol (insightface's grid search, bit-exact; or exact search)
+``roc``                  ROC (sklearn), AUC (sklearn), EER, TPR at FAR — for pairs and IJB alike
+``models``               :func:`load_model` (ONNX / state dict + backbone / trusted TorchScript)
+``embedding``            :func:`embed_batch`, :func:`embed_images` — the embedding-helper contract
+``verification_sets``    the ``.bin`` sets and LFW ``pairs.txt``: :func:`evaluate_bin`, :func:`find_bins`, ...
+``ijb``                  IJB-B/C (subpackage: release, alignment, features, templates, identification)
+``retrieval``            Recall@K, MAP@R, R-precision (faiss)
+``plots``, ``report``    figures, ``report.md`` / ``results.json``
+``runner``               deprecated shim of ``models`` + ``embedding`` + ``verification_sets``
+=======================  ==================================================================================
+
+Conventions of the evaluation API:
+
+==================  ==========================================================================================
+``n_folds``         number of verification folds (CLI flag ``--folds``)
+``far_targets``     false-accept rates a ROC / the k-fold VAL is read at (pairs and IJB 1:1); 1:N reads
+                    ``fpir_targets``, false-positive *identification* rates — a different quantity
+``progress``        ``bool``; ``True`` draws :func:`massface._progress.progress_bar` on stderr (default off)
+``image_size``      ``(H, W)``, or an int for a square
+embeddings          host numpy ``(N, D)``: float32 features (``embed_batch``, ``extract_ijb_features``),
+                    float64 L2-normalised verification embeddings (``embed_images``: insightface's float64,
+                    what keeps its numbers bit-exact); ``batch_size=64``, ``device=None`` everywhere
+==================  ==========================================================================================
 """
 
 from massface._lazy import lazy_exports
@@ -11,24 +39,32 @@ _EXPORTS = {
     "evaluate_pairs": "verification",
     "evaluate_distances": "verification",
     "pair_distances": "verification",
+    "roc_curve": "roc",
+    "roc_from_distances": "roc",
+    "auc": "roc",
+    "eer_from_roc": "roc",
+    "tpr_at_fpr": "roc",
     "pool_templates": "ijb",
     "verify_templates": "ijb",
     "score_template_pairs": "ijb",
     "identify": "ijb",
-    "roc_curve": "ijb",
-    "tpr_at_fpr": "ijb",
     "read_ijb": "ijb",
+    "extract_ijb_features": "ijb",
     "retrieval_metrics": "retrieval",
     "plot_distance_distribution": "plots",
     "plot_distance_distributions": "plots",
     "plot_roc": "plots",
-    "evaluate_bin": "runner",
-    "evaluate_bins": "runner",
-    "evaluate_lfw_pairs": "runner",
-    "evaluate_images": "runner",
-    "load_model": "runner",
-    "is_torchscript": "runner",
-    "embed_images": "runner",
+    "KNOWN_SETS": "verification_sets",
+    "evaluate_bin": "verification_sets",
+    "evaluate_bins": "verification_sets",
+    "evaluate_lfw_pairs": "verification_sets",
+    "evaluate_images": "verification_sets",
+    "find_bins": "verification_sets",
+    "load_model": "models",
+    "is_torchscript": "models",
+    "OnnxModel": "models",
+    "embed_images": "embedding",
+    "embed_batch": "embedding",
     "write_report": "report",
     "format_table": "report",
 }

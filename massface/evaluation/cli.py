@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     flip.add_argument("--flip", dest="flip", action="store_true", default=None, help="force flip test on")
     flip.add_argument("--no-flip", dest="flip", action="store_false", help="force flip test off")
     p.add_argument("--far", type=_floats, default=[1e-3], help="FARs for TAR@FAR (default: 1e-3)")
-    p.add_argument("--folds", type=int, default=10, help="number of folds (default: 10)")
+    p.add_argument("--folds", dest="n_folds", type=int, default=10, help="number of folds, n_folds (default: 10)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images whose header announces more pixels (default: 40,000,000)")
@@ -107,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.lfw_pairs is None) != (args.lfw_root is None):
         print("massface eval: --lfw-pairs and --lfw-root go together", file=sys.stderr)
         return 2
+    from massface.evaluation.models import load_model
     from massface.evaluation.report import format_table, write_report
-    from massface.evaluation.runner import evaluate_bin, evaluate_lfw_pairs, find_bins, load_model
+    from massface.evaluation.verification_sets import evaluate_bin, evaluate_lfw_pairs, find_bins
 
     if args.threads is not None:
         import torch
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = dict(flip=args.flip, batch_size=args.batch_size, variant=args.variant, n_folds=args.folds,
+    common = dict(flip=args.flip, batch_size=args.batch_size, variant=args.variant, n_folds=args.n_folds,
                   thresholds=args.thresholds, far_targets=args.far, progress=not args.quiet,
                   max_pixels=args.max_pixels)
     results = {}
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thresholds": args.thresholds,
         "variant": args.variant,
         "flip": args.flip if args.flip is not None else args.variant == "insightface",
-        "folds": args.folds,
+        "n_folds": args.n_folds,
     }
     if args.ijb:
         ijb = _run_ijb(model, args, out)

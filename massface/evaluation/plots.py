@@ -6,8 +6,9 @@ backend switch, no shared state), so it is safe in servers, threads and test run
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ __all__ = ["plot_distance_distribution", "plot_distance_distributions", "plot_ro
 _FORMATS = ("png", "svg")
 
 
-def _new_figure(width: float = 6.4, height: float = 4.4) -> "Figure":
+def _new_figure(width: float = 6.4, height: float = 4.4) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +31,7 @@ def _new_figure(width: float = 6.4, height: float = 4.4) -> "Figure":
     return fig
 
 
-def save_figure(fig: "Figure", path: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
+def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
     """Write ``fig`` to ``path``; with ``formats`` (e.g. ``("png", "svg")``) one file per format.
 
     ``path`` with a ``.png`` / ``.svg`` suffix and no ``formats`` writes that single file.
@@ -57,7 +58,7 @@ def save_figure(fig: "Figure", path: str | Path, formats: Sequence[str] | None =
     return out
 
 
-def _pair_arrays(result: "PairEvaluation | None", distances: Any, issame: Any, thresholds: Any):
+def _pair_arrays(result: PairEvaluation | None, distances: Any, issame: Any, thresholds: Any):
     if result is not None:
         distances, issame = result.distances, result.issame
         thresholds = result.thresholds if thresholds is None else thresholds
@@ -90,7 +91,7 @@ def _draw_distance_histogram(ax: Any, d: np.ndarray, y: np.ndarray, thresholds: 
 
 
 def plot_distance_distribution(
-    result: "PairEvaluation | None" = None,
+    result: PairEvaluation | None = None,
     path: str | Path | None = None,
     *,
     distances: Any = None,
@@ -99,7 +100,7 @@ def plot_distance_distribution(
     bins: int = 100,
     title: str = "",
     formats: Sequence[str] | None = None,
-) -> "Figure":
+) -> Figure:
     """Histogram of squared-L2 distances of same vs. different pairs with the chosen threshold.
 
     Pass a :class:`~massface.evaluation.verification.PairEvaluation` or ``distances`` + ``issame``
@@ -115,14 +116,14 @@ def plot_distance_distribution(
 
 
 def plot_distance_distributions(
-    results: Mapping[str, "PairEvaluation"],
+    results: Mapping[str, PairEvaluation],
     path: str | Path | None = None,
     *,
     columns: int = 3,
     bins: int = 80,
     title: str = "",
     formats: Sequence[str] | None = None,
-) -> "Figure":
+) -> Figure:
     """The distance distributions of several evaluations side by side, one panel per entry of ``results``
     (e.g. one per miner), on shared axes so that the panels compare directly."""
     if not results:
@@ -149,14 +150,14 @@ def plot_distance_distributions(
 
 
 def plot_roc(
-    curves: Mapping[str, tuple[Any, Any]] | "PairEvaluation",
+    curves: Mapping[str, tuple[Any, Any]] | PairEvaluation,
     path: str | Path | None = None,
     *,
     kind: str = "roc",
     title: str = "",
     min_far: float | None = None,
     formats: Sequence[str] | None = None,
-) -> "Figure":
+) -> Figure:
     """ROC (TPR vs FAR) or DET (FRR vs FAR) curves on a logarithmic FAR axis.
 
     Args:

@@ -15,17 +15,14 @@ Complexity: ``O(N² · D)`` time for the search, ``O(N · k)`` memory with ``k =
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from massface.evaluation._arrays import as_numpy
+
 __all__ = ["retrieval_metrics", "knn_labels"]
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def knn_labels(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -100,8 +97,8 @@ def retrieval_metrics(
     Returns:
         ``{"recall@1": ..., "r_precision": ..., "map@r": ..., "num_queries": ..., ["subgroups": {...}]}``.
     """
-    emb = _to_numpy(embeddings).astype(np.float32, copy=False)
-    lab = _to_numpy(labels)
+    emb = as_numpy(embeddings, "embeddings").astype(np.float32, copy=False)
+    lab = as_numpy(labels, "labels")
     if emb.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (N, D), got shape {emb.shape}")
     if lab.ndim != 1 or lab.shape[0] != emb.shape[0]:
@@ -118,7 +115,7 @@ def retrieval_metrics(
         emb = emb / norms
     result: dict[str, Any] = _metrics(emb, lab, ks)
     if subgroups is not None:
-        grp = _to_numpy(subgroups)
+        grp = as_numpy(subgroups, "subgroups")
         if grp.shape != lab.shape:
             raise ValueError(f"subgroups must have shape {lab.shape}, got {grp.shape}")
         result["subgroups"] = {

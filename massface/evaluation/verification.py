@@ -4,7 +4,7 @@
 
 * distance ``d_k = ||e1_k - e2_k||²`` of L2-normalised embeddings (float64, in [0, 4]);
 * a pair is predicted "same" iff ``d_k < t`` (strict);
-* folds are contiguous blocks in stored order, as ``sklearn.model_selection.KFold(n, shuffle=False)``
+* folds are contiguous blocks in stored order, ``sklearn.model_selection.KFold(n, shuffle=False)``
   (the first ``N mod n`` folds get one extra pair);
 * per fold, the threshold maximising accuracy on the other folds is applied to the held-out fold;
 * reported: mean fold accuracy, population std (``np.std``, what papers quote) and the standard
@@ -17,16 +17,29 @@ distance by sorting, so its training accuracy is never below the grid's.
 All counts ``#{d < t}`` are obtained with ``searchsorted`` on sorted distances instead of a loop over
 thresholds: for ``N`` pairs, ``n`` folds and ``T`` grid thresholds the cost is
 ``O(n · (N log N + T log N))`` time and ``O(N + n·T)`` memory (insightface: ``O(n · T · N)`` time).
+
+What scikit-learn already does is taken from it: ``KFold`` for the folds, ``preprocessing.normalize`` for the
+row normalisation (after a scale-safe rescaling, see :func:`pair_distances`), and the pooled ROC / AUC through
+:mod:`massface.evaluation.roc`. The grid and exact threshold searches stay here: they are the protocol.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
+
+from massface.evaluation._arrays import as_numpy
+from massface.evaluation.roc import (
+    auc,
+    auc_from_roc,  # noqa: F401  (re-exported: its old home)
+    eer_from_roc,
+    roc_from_distances,
+)
 
 __all__ = [
     "PairEvaluation",
@@ -138,15 +151,7 @@ class PairEvaluation:
 
 def _as_numpy(x: Any, name: str) -> np.ndarray:
     """numpy view of an array-like or a torch tensor (any device; detached, copied to host)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu()
-        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    try:
-        return np.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}") from exc
+    return as_numpy(x, name)
 
 
 def _check_finite(x: np.ndarray, name: str) -> None:
@@ -161,10 +166,12 @@ def _check_finite(x: np.ndarray, name: str) -> None:
         )
 
 
-# Rows whose largest |entry| lies outside [2^-480, 2^480] are rescaled before their squared norm is taken:
-# beyond, squares overflow (1e160² = inf) or underflow (1e-200² = 0) in float64 and the row would
-# normalise to 0 or NaN. Within it, D·max² stays finite and normal for any D < 2^60.
-_SAFE_MAX_ABS = (2.0**-480, 2.0**480)
+# Rows whose largest |entry| lies outside [2^-48, 2^480] are rescaled before their squared norm is taken:
+# above, squares overflow (1e160² = inf) in float64 and the row would normalise to NaN; below 2^-480 they
+# underflow (1e-200² = 0), and below 2^-48 (> 10·eps) the norm may fall under the 10·eps that sklearn's
+# ``normalize`` treats as zero (it leaves such rows unscaled). Within the range, D·max² stays finite and
+# normal for any D < 2^60 and sklearn's arithmetic applies unchanged.
+_SAFE_MAX_ABS = (2.0**-48, 2.0**480)
 
 
 def _l2_normalize_(x: np.ndarray, name: str) -> np.ndarray:
@@ -173,11 +180,13 @@ def _l2_normalize_(x: np.ndarray, name: str) -> np.ndarray:
     Rows whose squared norm would overflow or underflow are first multiplied by 2^-e, e the binary exponent
     of their largest |entry|; scaling by a power of two is exact and commutes with every rounding that
     follows, so the result is what an unbounded exponent range would give and ``x·c`` normalises like ``x``
-    for any c > 0. Other rows take exactly sklearn's ``normalize`` arithmetic (insightface's numbers stay
-    bit-identical). A row of zero norm has no direction: ``ValueError`` with the count and the first row.
-    Non-finite rows raise ``ValueError`` first. O(N·D) time, in place (plus one (N, D) temporary for the
-    row maxima).
+    for any c > 0. Then every row is divided by its norm by ``sklearn.preprocessing.normalize`` (insightface's
+    own call, so its numbers stay bit-identical). A row of zero norm has no direction: ``ValueError`` with the
+    count and the first row. Non-finite rows raise ``ValueError`` first. O(N·D) time, in place (plus one
+    (N, D) temporary for the row maxima).
     """
+    from sklearn.preprocessing import normalize
+
     if x.shape[1]:
         max_abs = np.max(np.abs(x), axis=1)  # NaN / inf for a non-finite row
         if not np.isfinite(max_abs).all():
@@ -186,15 +195,15 @@ def _l2_normalize_(x: np.ndarray, name: str) -> np.ndarray:
         if risky.any():
             _, exponent = np.frexp(max_abs[risky])
             x[risky] = np.ldexp(x[risky], -exponent[:, None])
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    zero = norms == 0.0
+        zero = max_abs == 0.0  # a finite row has zero norm iff all its entries are zero
+    else:
+        zero = np.ones(x.shape[0], dtype=bool)
     if zero.any():
         raise ValueError(
             f"{name} has {int(zero.sum())} of {x.shape[0]} rows of zero norm (first: row "
             f"{int(np.flatnonzero(zero)[0])}); a zero embedding has no direction to verify with"
         )
-    x /= norms[:, None]
-    return x
+    return normalize(x, copy=False)
 
 
 def _labels(issame: Any, n: int | None) -> np.ndarray:
@@ -275,13 +284,13 @@ def pair_distances(emb1: Any, emb2: Any) -> np.ndarray:
 
 
 def kfold_slices(n: int, n_folds: int) -> list[slice]:
-    """Contiguous test folds of ``range(n)`` exactly as ``KFold(n_folds, shuffle=False)``."""
+    """Contiguous test folds of ``range(n)``: ``sklearn.model_selection.KFold(n_folds, shuffle=False)``'s, as slices."""
+    from sklearn.model_selection import KFold
+
     if not 2 <= n_folds <= n:
         raise ValueError(f"n_folds must be in [2, number of pairs={n}], got {n_folds}")
-    sizes = np.full(n_folds, n // n_folds, dtype=np.int64)
-    sizes[: n % n_folds] += 1
-    stops = np.cumsum(sizes)
-    return [slice(int(stop - size), int(stop)) for stop, size in zip(stops, sizes)]
+    folds = KFold(int(n_folds), shuffle=False).split(np.empty((n, 0)))
+    return [slice(int(test[0]), int(test[-1]) + 1) for _, test in folds]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -408,47 +417,6 @@ def _tar_at_far(
 
 
 # --------------------------------------------------------------------------------------------------
-# ROC / AUC / EER
-
-
-def roc_from_distances(dist: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pooled ROC of ``d < t`` over all pairs: ``(fpr, tpr, thresholds)``, one vertex per distinct distance.
-
-    Vertex 0 is ``(0, 0)`` (``t = min d``); vertex ``j`` accepts all pairs with ``d < thresholds[j]``, the
-    last one accepts everything (``t = +inf``). ``O(N log N)`` time, ``O(N)`` memory.
-    """
-    order = np.argsort(dist, kind="stable")
-    d, y = dist[order], issame[order]
-    last = np.flatnonzero(np.r_[d[1:] != d[:-1], True])  # last index of each run of equal distances
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    n_pos, n_neg = int(y.sum()), int(y.size - y.sum())
-    tpr = np.r_[0.0, tps / n_pos]
-    fpr = np.r_[0.0, fps / n_neg]
-    nxt = np.r_[d[last[:-1] + 1], np.inf] if last.size > 1 else np.array([np.inf])
-    thresholds = np.r_[d[0], nxt]
-    return fpr, tpr, thresholds
-
-
-def auc_from_roc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Trapezoidal area under an ROC with ascending ``fpr``."""
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
-
-
-def eer_from_roc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Equal error rate: FPR where the piecewise-linear ROC meets ``FPR = 1 - TPR``.
-
-    Same quantity as MassFace's ``brentq(lambda x: 1 - x - interp(fpr, tpr)(x), 0, 1)``, solved per segment.
-    """
-    g = 1.0 - tpr - fpr  # decreasing from 1 to -1 along the curve
-    k = int(np.flatnonzero(g <= 0.0)[0])
-    if g[k] == 0.0 or k == 0:
-        return float(fpr[k])
-    w = g[k - 1] / (g[k - 1] - g[k])
-    return float(fpr[k - 1] + w * (fpr[k] - fpr[k - 1]))
-
-
-# --------------------------------------------------------------------------------------------------
 # public entry points
 
 
@@ -511,7 +479,7 @@ def evaluate_distances(
         tar_at_far=tar,
         tar_at_far_std=tar_std,
         far_achieved=far_ach,
-        auc=auc_from_roc(fpr, tpr),
+        auc=auc(fpr, tpr),
         eer=eer_from_roc(fpr, tpr),
         fpr=fpr,
         tpr=tpr,

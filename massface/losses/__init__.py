@@ -1,6 +1,12 @@
 """Metric and classification losses: triplet, the margin-softmax head family, center loss, joint, partial FC.
 
 Names are loaded lazily from the module that defines them.
+
+Conventions: every owner of class centres is built as ``(embedding_size, num_classes)`` — the heads by position,
+``CenterLoss`` by keyword for this release (its old positional ``(num_classes, dim)`` still works with a
+DeprecationWarning); head options are keyword-only with ``s`` before ``m``; ``CombinedMargin(m1=1, m2=m, m3=0)``
+equals ``ArcFace(m=m)`` at every angle; ``TripletLoss``'s default margin is 0.25 like every miner's; every loss
+exposes ``stats`` (dict of floats, computed on access; ``parts`` is the same for the trainer).
 """
 
 from massface._lazy import lazy_exports
@@ -18,6 +24,7 @@ _EXPORTS = {
     "SubCenterArcFace": "margin",
     "MagFace": "margin",
     "HeadLoss": "margin",
+    "MarginFallback": "margin",
     "CenterLoss": "center",
     "JointLoss": "joint",
     "PartialFC": "partial_fc",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from massface._stats import LazyStats
 from massface.mining._checks import check_real
 
 __all__ = ["JointLoss"]
 
 
-class JointLoss(nn.Module):
+class JointLoss(LazyStats, nn.Module):
     """total = metric_weight · metric(embeddings, labels, indices) + head_weight · head.loss(embeddings, labels).
 
     Args:
@@ -22,9 +23,9 @@ class JointLoss(nn.Module):
             or None for the metric part alone.
         miner: optional miner ``miner(embeddings, labels, ref_emb, ref_labels) -> indices_tuple`` run when the
             caller passes no ``indices_tuple``; the mined tuples go to the metric part only.
-    Follows PML's call itself, so it nests in PML's ``MultipleLosses``. After each call ``parts`` holds the
-    detached values ``{"metric", "classification", "total"}`` as floats (read lazily: no device sync unless
-    logged). Cost: the sum of the parts' costs.
+    Follows PML's call itself, so it nests in PML's ``MultipleLosses``. After each call ``stats`` (and its older
+    name ``parts``) gives the values ``{"metric", "classification", "total"}`` as floats (read lazily: no device
+    sync unless logged). Cost: the sum of the parts' costs.
     """
 
     def __init__(self, metric: Callable[..., Tensor] | None, head: nn.Module | None, *,
@@ -43,18 +44,19 @@ class JointLoss(nn.Module):
         head_weight = check_real("head_weight", head_weight, "JointLoss", low=0.0)
         self.metric, self.head, self.miner = metric, head, miner
         self.metric_weight, self.head_weight = metric_weight, head_weight
-        self._parts: dict[str, Tensor] = {}
 
     @property
     def parts(self) -> dict[str, float]:
-        """Values of the last call: unweighted ``metric`` and ``classification`` parts and the weighted ``total``."""
-        return {name: float(value) for name, value in self._parts.items()}
+        """Values of the last call: unweighted ``metric`` and ``classification`` parts and the weighted ``total``
+        (the same as :attr:`stats`)."""
+        return self.stats
 
     def extra_repr(self) -> str:
         return f"metric_weight={self.metric_weight}, head_weight={self.head_weight}"
 
     def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None = None,
                 ref_emb: Tensor | None = None, ref_labels: Tensor | None = None) -> Tensor:
+        """``metric_weight · metric + head_weight · head.loss``, a scalar tensor."""
         total = embeddings.new_zeros((), dtype=torch.promote_types(embeddings.dtype, torch.float32))
         parts: dict[str, Tensor] = {}
         if self.metric is not None:
@@ -69,5 +71,5 @@ class JointLoss(nn.Module):
             parts["classification"] = classification.detach()
             total = total + self.head_weight * classification
         parts["total"] = total.detach()
-        self._parts = parts
+        self._record_stats(**parts)
         return total

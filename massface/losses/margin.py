@@ -24,18 +24,27 @@ cover and which are then multiplied in float64.
 
 Cost per call: one ``B × d × C`` matrix product plus O(B·C) element-wise work and memory (the logits);
 the margin itself is O(B). Margins are in radians (PML's ArcFaceLoss takes degrees).
+
+Constructor convention (every head): ``Head(embedding_size, num_classes, *, s=..., m=..., ...)`` — the two
+sizes by position, everything else by keyword only, ``s`` declared before the margin(s). Extra positional
+arguments raise a TypeError naming the keywords, so ``SphereFace(d, C, 4, 30.0)`` (the old ``m, s`` order)
+cannot silently become ``s=4, m=30`` (see :class:`ClassifierHead`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
-from typing import Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from massface._deprecation import deprecated_names
 from massface.distances import compute_dtype
 from massface.losses._numerics import connected_zero
 from massface.mining._checks import check_int, check_real
@@ -54,12 +63,17 @@ __all__ = [
     "AdaFace",
     "MagFace",
     "HeadLoss",
+    "MarginFallback",
     "angular_margin",
 ]
 
-Fallback = Literal["continuous", "insightface", "none", "clip"]
+MarginFallback = Literal["continuous", "insightface", "none", "clip"]
+"""What ψ does past θ* = (π − m2)/m1 (see :func:`angular_margin`); ``"auto"`` in :class:`CombinedMargin`."""
 _FALLBACKS = ("continuous", "insightface", "none", "clip")
-Margin = Union[float, Tensor]
+Margin = float | Tensor
+
+# ``Fallback`` named this type and, in mining.strategies, the empty-region rule: two names now.
+__getattr__ = deprecated_names(__name__, {"Fallback": "MarginFallback"})
 
 
 def _tiny(dtype: torch.dtype) -> float:
@@ -86,7 +100,7 @@ def angular_margin(
     m2: Margin = 0.0,
     m3: Margin = 0.0,
     *,
-    fallback: Fallback = "continuous",
+    fallback: MarginFallback = "continuous",
     easy_margin: bool = False,
     clip_eps: float = 1e-3,
 ) -> Tensor:
@@ -144,8 +158,46 @@ def angular_margin(
     return torch.where(c >= cos_star, psi, c - linear_drop - m3)
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _keyword_only_after_sizes(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a head's ``__init__`` so that positional arguments beyond its positional parameters raise a
+    TypeError that names the keyword-only ones (Python's own message names none). The signature seen by
+    ``inspect.signature`` is the original one (``functools.wraps``). O(1) per call."""
+    params = list(inspect.signature(init).parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return init
+    positional = [p.name for p in params if p.kind in _POSITIONAL]
+    keywords = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    example = ", ".join(f"{p.name}={p.default!r}" for p in keywords if p.name in ("s", "m", "m1", "m2", "m3"))
+
+    @functools.wraps(init)
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(positional):
+            name = type(self).__name__
+            raise TypeError(
+                f"{name} takes {', '.join(positional)} by position and {', '.join(p.name for p in keywords)} "
+                f"by keyword only (s before m, so that their order cannot be swapped): e.g. "
+                f"{name}(512, 1000{', ' + example if example else ''}); got {len(args) - len(positional)} extra "
+                f"positional argument(s) {tuple(args[len(positional):])!r}")
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 class ClassifierHead(nn.Module):
-    """Base of every head: owns ``weight`` (num_classes·k × embedding_size), checks inputs, defines ``loss``."""
+    """Base of every head: owns ``weight`` (num_classes·k × embedding_size), checks inputs, defines ``loss``.
+
+    Every subclass's ``__init__`` takes ``(embedding_size, num_classes)`` by position and the rest by keyword;
+    extra positional arguments raise a TypeError naming the keywords (applied by ``__init_subclass__``).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _keyword_only_after_sizes(init)  # type: ignore[method-assign]
 
     def __init__(self, embedding_size: int, num_classes: int, *, num_subcenters: int = 1) -> None:
         super().__init__()
@@ -180,6 +232,7 @@ class ClassifierHead(nn.Module):
         return labels.to(device=embeddings.device, dtype=torch.long)
 
     def require_weight(self) -> Tensor:
+        """The class-centre matrix; RuntimeError once it was handed to PartialFC."""
         if self.weight is None:
             raise RuntimeError(f"{type(self).__name__}: its class centres were handed to PartialFC "
                                "(release_weight); call the PartialFC module instead")
@@ -210,7 +263,7 @@ class ClassifierHead(nn.Module):
         extra = self.regularizer(feature_norms(embeddings), keep)
         return loss if extra is None else loss + extra
 
-    def as_loss(self) -> "HeadLoss":
+    def as_loss(self) -> HeadLoss:
         """This head behind PML's loss signature, for ``MultipleLosses`` and other PML containers."""
         return HeadLoss(self)
 
@@ -262,7 +315,7 @@ class MarginHead(ClassifierHead):
     ``margin_logits`` is the entry point shared with PartialFC, which calls it on a shard of the classes.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float | None = 64.0, *,
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float | None = 64.0,
                  num_subcenters: int = 1) -> None:
         super().__init__(embedding_size, num_classes, num_subcenters=num_subcenters)
         if s is not None:
@@ -364,10 +417,10 @@ class SphereFace(MarginHead):
     Logits are scaled by the raw feature norm ‖x‖ when ``s`` is None (the paper), else by ``s``.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, m: int = 4, s: float | None = None, *,
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float | None = None, m: int = 4,
                  lambda_base: float = 1000.0, gamma: float = 0.12, power: float = 1.0,
                  lambda_min: float = 5.0) -> None:
-        super().__init__(embedding_size, num_classes, s)
+        super().__init__(embedding_size, num_classes, s=s)
         # ψ uses the Chebyshev polynomial T_m; the paper's margins are 1..4, beyond 10 nothing trains.
         m = check_int("m", m, "SphereFace (the multiplicative angular margin)", low=1, high=10)
         lambda_base, gamma, power, lambda_min = (check_real(name, value, "SphereFace", low=0.0) for name, value in (
@@ -410,16 +463,18 @@ class SphereFace(MarginHead):
 class CombinedMargin(MarginHead):
     """Combined margin (insightface): logit_y = s·(cos(m1·θ_y + m2) − m3), all three margins effective.
 
-    (1, m, 0) is ArcFace, (1, 0, m) CosFace, (1, 0.3, 0.2) the MXNet "combined" setting. See
-    :func:`angular_margin` for ``fallback`` (what happens once m1·θ + m2 > π) and ``easy_margin``.
+    (1, m, 0) is ArcFace — ``CombinedMargin(d, C, m1=1, m2=m, m3=0)`` equals ``ArcFace(d, C, m=m)`` at every
+    angle, beyond θ* = π − m too — (1, 0, m) CosFace, (1, 0.3, 0.2) the MXNet "combined" setting. See
+    :func:`angular_margin` for ``fallback`` (what happens once m1·θ + m2 > π) and ``easy_margin``; the default
+    ``"auto"`` is insightface's th/mm rule where it is defined (m1 = 1, as ArcFace) and ``"continuous"`` else.
     ``straight_through=True`` gives arcface_torch's variant: the forward value is ψ but the gradient is that of
     plain cos θ (d logit / d cos = s); with ``fallback="none"`` it reproduces arcface_torch exactly.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m1: float = 1.0,
-                 m2: float = 0.3, m3: float = 0.2, *, fallback: Fallback = "continuous",
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m1: float = 1.0,
+                 m2: float = 0.3, m3: float = 0.2, fallback: MarginFallback | Literal["auto"] = "auto",
                  easy_margin: bool = False, straight_through: bool = False, num_subcenters: int = 1) -> None:
-        super().__init__(embedding_size, num_classes, s, num_subcenters=num_subcenters)
+        super().__init__(embedding_size, num_classes, s=s, num_subcenters=num_subcenters)
         name = type(self).__name__
         # ψ = cos(m1·θ + m2) − m3 with cos θ in [−1, 1]: m2 ≥ π/2 makes ψ ≤ 0 even at θ = 0, m3 > 1 puts a
         # perfectly aligned target below a non-target at 90°; m1 scales the angle (SphereFace uses up to 4).
@@ -427,12 +482,15 @@ class CombinedMargin(MarginHead):
         m2 = check_real("m2", m2, name, low=0.0, high=math.pi / 2, high_open=True,
                         note="additive angular margin; margins are in radians")
         m3 = check_real("m3", m3, name, low=0.0, high=1.0, note="additive cosine margin")
+        if fallback == "auto":
+            fallback = "insightface" if m1 == 1.0 else "continuous"
         if fallback not in _FALLBACKS:
-            raise ValueError(f"fallback={fallback!r} is not allowed for {name}; allowed: {', '.join(_FALLBACKS)}")
+            raise ValueError(f"fallback={fallback!r} is not allowed for {name}; allowed: 'auto', "
+                             f"{', '.join(_FALLBACKS)}")
         if fallback == "insightface" and m1 != 1.0:
             raise ValueError(f"fallback='insightface' needs m1 = 1 for {name}; got m1={m1}")
         self.m1, self.m2, self.m3 = float(m1), float(m2), float(m3)
-        self.fallback: Fallback = fallback
+        self.fallback: MarginFallback = fallback
         self.easy_margin = bool(easy_margin)
         self.straight_through = bool(straight_through)
 
@@ -457,13 +515,14 @@ class CombinedMargin(MarginHead):
 class CosFace(CombinedMargin):
     """CosFace / AM-Softmax (Wang et al., CVPR 2018): logit_y = s·(cos θ_y − m)."""
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.35) -> None:
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m: float = 0.35) -> None:
         # logit_y = s·(cos θ − m), cos θ in [−1, 1]: beyond m = 1 a perfect target scores below an orthogonal class
         m = check_real("m", m, type(self).__name__, low=0.0, high=1.0, note="additive cosine margin")
-        super().__init__(embedding_size, num_classes, s, m1=1.0, m2=0.0, m3=m)
+        super().__init__(embedding_size, num_classes, s=s, m1=1.0, m2=0.0, m3=m)
 
     @property
     def m(self) -> float:
+        """The additive cosine margin (``m3``)."""
         return self.m3
 
 
@@ -473,20 +532,22 @@ class ArcFace(CombinedMargin):
     Safe form without arccos; past θ > π − m the insightface/PML th/mm rule cos θ − m·sin m keeps the logit
     monotone (``fallback="continuous"`` joins the curve instead; ``"none"`` disables it). ``easy_margin``
     applies the margin only where cos θ > 0. ``straight_through`` is arcface_torch's no-grad margin.
+    ``ArcFace(d, C, m=m)`` is ``CombinedMargin(d, C, m1=1, m2=m, m3=0)`` (same default fallback).
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5, *,
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m: float = 0.5,
                  easy_margin: bool = False, straight_through: bool = False,
-                 fallback: Fallback = "insightface", num_subcenters: int = 1) -> None:
+                 fallback: MarginFallback = "insightface", num_subcenters: int = 1) -> None:
         # logit_y = s·cos(θ + m): from m = π/2 on even a perfectly aligned target has cos(m) <= 0
         m = check_real("m", m, type(self).__name__, low=0.0, high=math.pi / 2, high_open=True,
                        note="additive angular margin; margins are in radians")
-        super().__init__(embedding_size, num_classes, s, m1=1.0, m2=m, m3=0.0, fallback=fallback,
+        super().__init__(embedding_size, num_classes, s=s, m1=1.0, m2=m, m3=0.0, fallback=fallback,
                          easy_margin=easy_margin, straight_through=straight_through,
                          num_subcenters=num_subcenters)
 
     @property
     def m(self) -> float:
+        """The additive angular margin in radians (``m2``)."""
         return self.m2
 
 
@@ -496,13 +557,14 @@ class SubCenterArcFace(ArcFace):
     ``weight`` has ``num_classes·k`` rows, class-major (rows j·k … j·k+k−1 belong to class j).
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5, k: int = 3,
-                 **kwargs: object) -> None:
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m: float = 0.5, k: int = 3,
+                 **kwargs: Any) -> None:
         k = check_int("k", k, "SubCenterArcFace (sub-centres per class)")
-        super().__init__(embedding_size, num_classes, s, m, num_subcenters=k, **kwargs)  # type: ignore[arg-type]
+        super().__init__(embedding_size, num_classes, s=s, m=m, num_subcenters=k, **kwargs)
 
     @property
     def k(self) -> int:
+        """Sub-centres per class."""
         return self.num_subcenters
 
     @torch.no_grad()
@@ -540,9 +602,9 @@ class CurricularFace(ArcFace):
     code, 0.1 in TFace), initialised to 0.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5,
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m: float = 0.5,
                  alpha: float = 0.01) -> None:
-        super().__init__(embedding_size, num_classes, s, m)
+        super().__init__(embedding_size, num_classes, s=s, m=m)
         self.alpha = check_real("alpha", alpha, "CurricularFace", low=0.0, high=1.0, low_open=True,
                                 note="rate of the running mean t")
         self.register_buffer("t", torch.zeros(()))
@@ -568,9 +630,9 @@ class AdaFace(MarginHead):
     ẑ = −1 is ArcFace(m), ẑ = 0 CosFace(m), ẑ = 1 gives cos(θ − m) − 2m. Norms are clipped to [0.001, 100].
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.4, h: float = 0.333,
-                 t_alpha: float = 0.01, eps: float = 1e-3) -> None:
-        super().__init__(embedding_size, num_classes, s)
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, m: float = 0.4,
+                 h: float = 0.333, t_alpha: float = 0.01, eps: float = 1e-3) -> None:
+        super().__init__(embedding_size, num_classes, s=s)
         m = check_real("m", m, "AdaFace", low=0.0, high=math.pi / 2, high_open=True, note="margins are in radians")
         h = check_real("h", h, "AdaFace", low=0.0, low_open=True)
         t_alpha = check_real("t_alpha", t_alpha, "AdaFace", low=0.0, high=1.0, low_open=True)
@@ -609,7 +671,7 @@ class MagFace(CombinedMargin):
     k the margin slope, is ``min_lambda_g``; the default λ_g = 35 (the official run.sh) satisfies it.
     """
 
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, l_a: float = 10.0,
+    def __init__(self, embedding_size: int, num_classes: int, *, s: float = 64.0, l_a: float = 10.0,
                  u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8, lambda_g: float = 35.0,
                  easy_margin: bool = True) -> None:
         l_a = check_real("l_a", l_a, "MagFace", low=0.0, low_open=True, note="lower feature magnitude")
@@ -619,24 +681,28 @@ class MagFace(CombinedMargin):
         u_m = check_real("u_m", u_m, "MagFace", low=l_m, high=math.pi / 2, high_open=True,
                          note="margins are in radians, u_m >= l_m")
         lambda_g = check_real("lambda_g", lambda_g, "MagFace", low=0.0)
-        super().__init__(embedding_size, num_classes, s, m1=1.0, m2=l_m, m3=0.0,
+        super().__init__(embedding_size, num_classes, s=s, m1=1.0, m2=l_m, m3=0.0,
                          fallback="insightface", easy_margin=easy_margin)
         self.l_a, self.u_a, self.l_m, self.u_m, self.lambda_g = l_a, u_a, l_m, u_m, lambda_g
 
     @property
     def min_lambda_g(self) -> float:
+        """The paper's lower bound s·k·u_a²·l_a²/(u_a² − l_a²) on λ_g (k the margin slope)."""
         slope = (self.u_m - self.l_m) / (self.u_a - self.l_a)
         return self.s * slope * self.u_a ** 2 * self.l_a ** 2 / (self.u_a ** 2 - self.l_a ** 2)
 
     def magnitude(self, norms: Tensor) -> Tensor:
+        """a = clamp(‖x‖, l_a, u_a)."""
         return norms.clamp(self.l_a, self.u_a)
 
     def margin(self, cos_theta: Tensor, norms: Tensor) -> Tensor:
+        """ψ = cos(θ + m(a)) with m(a) = l_m + (u_m − l_m)·(a − l_a)/(u_a − l_a), per sample."""
         a = self.magnitude(norms).to(cos_theta.dtype)
         m = self.l_m + (self.u_m - self.l_m) * (a - self.l_a) / (self.u_a - self.l_a)
         return angular_margin(cos_theta, 1.0, m, 0.0, fallback="insightface", easy_margin=self.easy_margin)
 
     def regularizer(self, norms: Tensor, has_target: Tensor) -> Tensor | None:
+        """λ_g·mean g(a), g(a) = a/u_a² + 1/a, over the labelled samples (None when λ_g = 0 or none)."""
         if self.lambda_g == 0 or not bool(has_target.any()):
             return None
         a = self.magnitude(norms[has_target])

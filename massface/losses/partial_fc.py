@@ -16,32 +16,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from massface import distributed as mfdist
 from massface.losses._numerics import connected_zero
 from massface.losses.margin import MarginHead, feature_norms
 from massface.mining._checks import check_real
 
 __all__ = ["PartialFC"]
-
-
-class _AllGatherRows(torch.autograd.Function):
-    """Concatenate every rank's rows (sizes may differ). Backward: sum the gradient over ranks, keep own rows."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, sizes: list[int], rank: int, group: Any, grad_scale: float) -> Tensor:
-        ctx.sizes, ctx.rank, ctx.group, ctx.grad_scale = sizes, rank, group, grad_scale
-        padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
-        padded[: x.shape[0]] = x
-        chunks = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(chunks, padded.contiguous(), group=group)
-        return torch.cat([chunk[:n] for chunk, n in zip(chunks, sizes)])
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, group=ctx.group)
-        start = sum(ctx.sizes[: ctx.rank])
-        own = grad[start:start + ctx.sizes[ctx.rank]]
-        return (own * ctx.grad_scale if ctx.grad_scale != 1.0 else own), None, None, None, None
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -72,12 +52,6 @@ class _ScaleGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         return grad * ctx.factor, None
-
-
-def _gather_variable_rows(x: Tensor, sizes: list[int], group: Any) -> Tensor:
-    """Non-differentiable all-gather of row blocks of different lengths."""
-    with torch.no_grad():
-        return _AllGatherRows.apply(x.detach(), sizes, 0, group, 1.0)
 
 
 class PartialFC(nn.Module):
@@ -119,10 +93,10 @@ class PartialFC(nn.Module):
                             f"got {type(head).__name__} (Softmax has a bias and is not supported)")
         sample_rate = check_real("sample_rate", sample_rate, "PartialFC", low=0.0, high=1.0, low_open=True,
                                  note="share of each shard's classes sampled per step")
-        self.distributed = dist.is_available() and dist.is_initialized()
+        self.distributed = mfdist.is_distributed()
         self.group = process_group
-        self.world_size = dist.get_world_size(process_group) if self.distributed else 1
-        self.rank = dist.get_rank(process_group) if self.distributed else 0
+        self.world_size = mfdist.world_size(process_group)
+        self.rank = mfdist.rank(process_group)
         self.num_classes, self.k = head.num_classes, head.num_subcenters
         if self.num_classes < self.world_size:
             raise ValueError(f"PartialFC: {self.num_classes} classes cannot be sharded over {self.world_size} ranks")
@@ -144,7 +118,7 @@ class PartialFC(nn.Module):
 
     # ---- sampling ----------------------------------------------------------------------------------------
     def sample(self, local_labels: Tensor) -> tuple[Tensor | None, Tensor]:
-        """Choose the shard's classes for this step.
+        """Choose the shard's classes for this step (O(num_local) for the random scores and top-k).
 
         ``local_labels`` are shard-local class ids (-1: not in this shard). Returns ``(index, remapped)``:
         the sorted shard-local class ids kept (None = all) and the labels as columns of the kept block.
@@ -164,15 +138,14 @@ class PartialFC(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------------------------
     def _gather_batch(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The global batch: every rank's embeddings (with gradient, times W when ``scale_embedding_grad``) and
+        labels, in rank order; per-rank sizes may differ."""
         if self.world_size == 1:
             return embeddings, labels
-        size = torch.tensor([embeddings.shape[0]], device=embeddings.device)
-        sizes_t = [torch.empty_like(size) for _ in range(self.world_size)]
-        dist.all_gather(sizes_t, size, group=self.group)
-        sizes = [int(s) for s in sizes_t]
+        sizes = mfdist.all_gather_sizes(embeddings.shape[0], embeddings.device, self.group)
         scale = float(self.world_size) if self.scale_embedding_grad else 1.0
-        x_all = _AllGatherRows.apply(embeddings, sizes, self.rank, self.group, scale)
-        labels_all = _gather_variable_rows(labels.unsqueeze(1), sizes, self.group).squeeze(1)
+        x_all = mfdist.gather_with_grad(embeddings, self.group, sizes, grad_scale=scale)
+        labels_all = mfdist.all_gather_rows(labels, self.group, sizes)
         return x_all, labels_all
 
     def _sum(self, x: Tensor) -> Tensor:
@@ -229,7 +202,7 @@ class PartialFC(nn.Module):
             return shard.clone()
         base, extra = divmod(self.num_classes, self.world_size)
         sizes = [(base + (r < extra)) * self.k for r in range(self.world_size)]
-        return _gather_variable_rows(shard, sizes, self.group)
+        return mfdist.all_gather_rows(shard, self.group, sizes)
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 
+from massface._stats import LazyStats
 from massface.distances import DistanceLike, compute_dtype, is_same_tensor, resolve_distance
 from massface.losses._numerics import connected_zero
 from massface.mining._checks import check_real
-from massface.mining.miners import BatchAllMiner, TripletMiner, check_batch
+from massface.mining.miners import DEFAULT_MARGIN, BatchAllMiner, TripletMiner, check_batch
 
 __all__ = ["TripletLoss", "pairs_to_triplets"]
 
@@ -43,7 +45,7 @@ def pairs_to_triplets(
     )
 
 
-class TripletLoss(BaseMetricLossFunction):
+class TripletLoss(LazyStats, BaseMetricLossFunction):
     """ℓ(a, p, n) = [d(a, p) − d(a, n) + m]_+ (FaceNet; MassFace), or softplus(d(a, p) − d(a, n) + m) with
     ``soft=True`` (Hermans et al.'s soft margin is ``TripletLoss(margin=0.0, soft=True)``).
 
@@ -67,7 +69,9 @@ class TripletLoss(BaseMetricLossFunction):
     the default miner leaves their rows out of every triplet; triplets given in ``indices_tuple`` that touch
     them give a non-finite loss (the trainer skips such steps).
 
-    After a call, ``parts`` holds floats for logging: ``loss``, ``num_triplets``, ``active_fraction``.
+    After a call, ``stats`` (and its older name ``parts``) gives floats for logging: ``loss``, ``num_triplets``,
+    ``active_fraction`` — recorded as detached tensors and converted on access, so an unlogged step does not
+    synchronise the device for them. The default margin is 0.25 (MassFace's), as for every miner.
 
     Cost: the distances come either from the (N, M) matrix (O(N·M·D)) or, when there are few triplets
     against a large reference (T·D < N·M/2, e.g. batch-hard against a memory bank), per triplet (O(T·D));
@@ -76,13 +80,13 @@ class TripletLoss(BaseMetricLossFunction):
 
     def __init__(
         self,
-        margin: float = 0.2,
+        margin: float = DEFAULT_MARGIN,
         soft: bool = False,
         distance: DistanceLike = "squared_euclidean",
         normalize: bool = True,
         reduction: Reduction = "mean",
-        miner: Optional[TripletMiner] = None,
-        **kwargs,
+        miner: TripletMiner | None = None,
+        **kwargs: Any,
     ) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction={reduction!r} is not one of {_REDUCTIONS}")
@@ -92,17 +96,17 @@ class TripletLoss(BaseMetricLossFunction):
         self.soft = bool(soft)
         self.reduction = reduction
         self.miner = miner if miner is not None else BatchAllMiner(margin=self.margin, distance=self.distance)
-        self.parts: dict[str, float] = {}
         self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
 
     def forward(
         self,
         embeddings: torch.Tensor,
-        labels=None,
-        indices_tuple: Optional[Sequence[torch.Tensor]] = None,
-        ref_emb: Optional[torch.Tensor] = None,
-        ref_labels=None,
+        labels: Any = None,
+        indices_tuple: Sequence[torch.Tensor] | None = None,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: Any = None,
     ) -> torch.Tensor:
+        """The reduced triplet loss of the batch (a scalar tensor); see the class docstring."""
         if indices_tuple is None or labels is not None:
             labels = check_batch(embeddings, labels)
         elif embeddings.ndim != 2:
@@ -115,7 +119,7 @@ class TripletLoss(BaseMetricLossFunction):
             indices_tuple = self.miner(embeddings, labels, ref_emb, ref_labels)
         a, p, n = self._triplets(indices_tuple, embeddings.shape[0], ref_emb.shape[0], embeddings.device)
         if a.numel() == 0:
-            self.parts = {"loss": 0.0, "num_triplets": 0.0, "active_fraction": 0.0}
+            self._record_stats(loss=0.0, num_triplets=0, active_fraction=0.0)
             return connected_zero(embeddings) if ref_emb is embeddings else connected_zero(embeddings, ref_emb)
         d_ap, d_an = self._triplet_distances(embeddings, ref_emb, a, p, n)
         x = d_ap - d_an + self.margin
@@ -127,12 +131,13 @@ class TripletLoss(BaseMetricLossFunction):
             loss = losses.mean()
         else:
             loss = losses.sum() / active.sum().clamp_min(1)
-        self.parts = {
-            "loss": float(loss.detach()),
-            "num_triplets": float(a.numel()),
-            "active_fraction": float(active.float().mean()),
-        }
+        self._record_stats(loss=loss.detach(), num_triplets=a.numel(), active_fraction=active.float().mean())
         return loss
+
+    @property
+    def parts(self) -> dict[str, float]:
+        """The same as :attr:`stats` (the name the trainer logs under)."""
+        return self.stats
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -1,5 +1,8 @@
 """Constructor-argument checks shared by the miners and the losses.
 
+``check_int`` is the package-wide one of :mod:`massface._checks` (re-exported here); ``check_real`` and
+``interval`` follow the same message rule.
+
 Every message starts with the argument's name, then the allowed range and the owner, then the value given —
 ``"m must be in [0, 1.5708) for ArcFace, got 1000"`` — so that a caller (the trainer's config loader) can map
 the error back to the config key that holds the argument.
@@ -9,7 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional
+
+from massface._checks import check_int
 
 __all__ = ["check_real", "check_int", "interval"]
 
@@ -44,15 +48,3 @@ def check_real(name: str, value: object, owner: str, *, low: float = -math.inf, 
     if not inside:
         raise ValueError(f"{name} must be in {allowed} for {owner}, got {value!r}{tail}")
     return x
-
-
-def check_int(name: str, value: object, owner: str, *, low: int = 1, high: Optional[int] = None) -> int:
-    """``int(value)`` if it is an integer (numpy integers too, not a bool) in ``[low, high]``; else ValueError."""
-    if high is None:
-        what = "a positive int" if low == 1 else f"an int >= {low}"
-    else:
-        what = f"an int in [{low}, {high}]"
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < low or (high is not None and value > high)):
-        raise ValueError(f"{name} must be {what} for {owner}, got {value!r}")
-    return int(value)

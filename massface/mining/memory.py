@@ -19,11 +19,12 @@ enqueues the same rows in the same order and the queues stay identical (PML issu
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from massface._deprecation import warn_renamed
 from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 
@@ -47,7 +48,8 @@ class CrossBatchMemory(nn.Module):
     Call like a PML loss: ``xbm(embeddings, labels)`` returns the scalar loss and enqueues the batch. The
     memory is held in buffers (``memory_embeddings``, ``memory_labels``, ``write_position``, ``num_filled``,
     ``calls``), so ``state_dict()`` saves and restores it exactly. :meth:`contents` gives the stored rows
-    oldest first; :meth:`reset` empties it.
+    oldest first; :meth:`reset` empties it; :meth:`mine_with_reference` mines without scoring or enqueuing.
+    ``stats`` (computed on access) holds ``memory_filled``, ``memory_active`` and the miner's statistics.
 
     Cost per call for a batch of B: mining over a B × (B + M) matrix (see the miner), O(B·D) to enqueue,
     and M·D floats of memory.
@@ -69,6 +71,12 @@ class CrossBatchMemory(nn.Module):
         self.register_buffer("write_position", torch.zeros((), dtype=torch.long))
         self.register_buffer("num_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """``memory_filled`` (rows stored), ``memory_active`` (1.0 once used as reference) and the miner's
+        statistics of the last call, as floats; read on access (one device sync for the counters)."""
+        return {"memory_filled": float(self.num_filled), "memory_active": float(self.active), **self.miner.stats}
 
     def extra_repr(self) -> str:
         return f"memory_size={self.memory_size}, embedding_size={self.embedding_size}, start_after={self.start_after}"
@@ -131,23 +139,29 @@ class CrossBatchMemory(nn.Module):
                 torch.cat([labels, self.memory_labels[:filled]]))
 
     # ------------------------------------------------------------------ loss
-    def mine(self, embeddings: Tensor, labels: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
+    def mine_with_reference(self, embeddings: Tensor,
+                            labels: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
         """``((a, p, n), ref_emb, ref_labels)``: triplets of the batch against :meth:`reference`, no self-pairs;
-        the memory is not changed."""
+        the memory is not changed. Cost: the miner's on a B × (B + M) matrix."""
         labels = check_batch(embeddings, labels)
         ref_emb, ref_labels = self.reference(embeddings, labels)
         self_index = torch.arange(embeddings.shape[0], device=embeddings.device)
         return self.miner(embeddings, labels, ref_emb, ref_labels, self_index=self_index), ref_emb, ref_labels
 
-    def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: Optional[Sequence[Tensor]] = None,
-                ref_emb: Optional[Tensor] = None, ref_labels: Optional[Tensor] = None) -> Tensor:
+    def mine(self, embeddings: Tensor, labels: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
+        """Deprecated name of :meth:`mine_with_reference` (``mine`` is PML's miner hook elsewhere)."""
+        warn_renamed("CrossBatchMemory.mine", "CrossBatchMemory.mine_with_reference")
+        return self.mine_with_reference(embeddings, labels)
+
+    def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: Sequence[Tensor] | None = None,
+                ref_emb: Tensor | None = None, ref_labels: Tensor | None = None) -> Tensor:
         """Mine against ``[batch; memory]`` (or use ``indices_tuple``, indexing that reference), score with
         the loss, then enqueue the batch; returns the scalar loss."""
         if ref_emb is not None or ref_labels is not None:
             raise ValueError("CrossBatchMemory builds its own reference set; do not pass ref_emb / ref_labels")
         labels = check_batch(embeddings, labels)
         if indices_tuple is None:
-            indices_tuple, ref, ref_y = self.mine(embeddings, labels)
+            indices_tuple, ref, ref_y = self.mine_with_reference(embeddings, labels)
         else:
             ref, ref_y = self.reference(embeddings, labels)
         value = self.loss(embeddings, labels, indices_tuple, ref, ref_y)

@@ -15,7 +15,8 @@ the caller (e.g. a cross-batch memory) removes them if it must.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pytorch_metric_learning.miners import BaseMiner
@@ -23,8 +24,8 @@ from pytorch_metric_learning.miners import BaseMiner
 from massface.distances import DistanceLike, compute_dtype, dissimilarity_matrix, is_same_tensor, resolve_distance
 from massface.mining._checks import check_int, check_real
 from massface.mining.strategies import (
-    Fallback,
     LabelPairs,
+    NegativeFallback,
     NegativePick,
     NegativeRegion,
     PositiveRule,
@@ -46,13 +47,19 @@ __all__ = [
     "BatchRandomMiner",
     "SemiHardMiner",
     "PRESETS",
+    "DEFAULT_MARGIN",
     "check_batch",
 ]
 
 IndexTuple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
+DEFAULT_MARGIN = 0.25
+"""The one default triplet margin of every miner and of ``TripletLoss``: MassFace's alpha (its argparse default;
+the Feb-2019 code had 0.2), for squared Euclidean distances of unit vectors (d ∈ [0, 4])."""
 
-def check_batch(embeddings: torch.Tensor, labels, name: str = "embeddings", *, finite: bool = False) -> torch.Tensor:
+
+def check_batch(embeddings: torch.Tensor, labels: object, name: str = "embeddings", *,
+                finite: bool = False) -> torch.Tensor:
     """Validate an (N, D) embedding batch and its N integer labels; returns the labels as an int64 tensor.
 
     Raises ``ValueError`` naming the problem: non-2-D or non-float embeddings, labels that are not a 1-D
@@ -94,7 +101,7 @@ def _finite_candidates(finite: torch.Tensor, pairs: LabelPairs) -> tuple[LabelPa
     return LabelPairs(q, r, counts), finite.sum(dim=1) - counts
 
 
-def _self_index_if_same(embeddings: torch.Tensor, ref_emb: torch.Tensor) -> Optional[torch.Tensor]:
+def _self_index_if_same(embeddings: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor | None:
     """``arange(N)`` when the reference is the query batch itself (its pairs (i, i) are no positives), else None."""
     if is_same_tensor(embeddings, ref_emb):
         return torch.arange(embeddings.shape[0], device=embeddings.device)
@@ -145,14 +152,14 @@ class TripletMiner(BaseMiner):
         negatives: NegativeRegion = "violating",
         *,
         pick: NegativePick = "all",
-        fallback: Fallback = None,
-        margin: float = 0.2,
-        max_triplets: Optional[int] = None,
+        fallback: NegativeFallback = None,
+        margin: float = DEFAULT_MARGIN,
+        max_triplets: int | None = None,
         distance: DistanceLike = "squared_euclidean",
         normalize: bool = True,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
         seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         check_rules(positives=positives, negatives=negatives, pick=pick, fallback=fallback)
         owner = type(self).__name__
@@ -172,18 +179,18 @@ class TripletMiner(BaseMiner):
         self.generator = generator
         self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
         self.num_triplets = 0
-        self._last: Optional[tuple[torch.Tensor, ...]] = None
-        self._stats_cache: Optional[dict[str, float]] = None
+        self._last: tuple[torch.Tensor, ...] | None = None
+        self._stats_cache: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ PML contract
     def forward(
         self,
         embeddings: torch.Tensor,
-        labels,
-        ref_emb: Optional[torch.Tensor] = None,
-        ref_labels=None,
+        labels: Any,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: Any = None,
         *,
-        self_index: Optional[torch.Tensor] = None,
+        self_index: torch.Tensor | None = None,
     ) -> IndexTuple:
         """Mine triplets; returns int64 ``(a, p, n)`` on the embeddings' device (three empty tensors if none).
 
@@ -218,12 +225,15 @@ class TripletMiner(BaseMiner):
         self.output_assertion(out)
         return out
 
-    def mine(self, embeddings, labels, ref_emb, ref_labels) -> IndexTuple:
-        """PML's hook (called by ``BaseMiner.forward`` conventions): self-pairs excluded when ``ref_emb`` is
-        the query batch."""
+    def mine(self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor,
+             ref_labels: torch.Tensor) -> IndexTuple:
+        """PML's ``BaseMiner.mine`` hook, on validated inputs: the triplets ``(a, p, n)`` (self-pairs excluded
+        when ``ref_emb`` is the query batch). Other massface classes name their methods after what they return
+        (``mine_triplets``, ``mine_pool``, ``mine_with_reference``); ``mine`` is PML's contract only."""
         return self._mine(embeddings, labels, ref_emb, ref_labels, _self_index_if_same(embeddings, ref_emb))
 
-    def _mine(self, embeddings, labels, ref_emb, ref_labels, self_index) -> IndexTuple:
+    def _mine(self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor, ref_labels: torch.Tensor,
+              self_index: torch.Tensor | None) -> IndexTuple:
         dtype = compute_dtype(embeddings.dtype, ref_emb.dtype)  # float32 or wider distances, one dtype for both
         if embeddings.dtype != dtype or ref_emb.dtype != dtype:
             same_ref = is_same_tensor(embeddings, ref_emb)
@@ -238,8 +248,8 @@ class TripletMiner(BaseMiner):
         self,
         D: torch.Tensor,
         pairs: LabelPairs,
-        self_index: Optional[torch.Tensor] = None,
-        num_negatives: Optional[torch.Tensor] = None,
+        self_index: torch.Tensor | None = None,
+        num_negatives: torch.Tensor | None = None,
         *,
         limit: bool = True,
     ) -> Triplets:
@@ -279,7 +289,7 @@ class TripletMiner(BaseMiner):
     def _record(self, D: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> None:
         """Keep what the statistics need; they are computed on first access (O(T)), not on every call."""
         self._last = (D, a, p, n)
-        self._stats_cache: Optional[dict[str, float]] = None
+        self._stats_cache: dict[str, float] | None = None
 
     @property
     def stats(self) -> dict[str, float]:
@@ -308,14 +318,17 @@ class TripletMiner(BaseMiner):
 
     @property
     def active_fraction(self) -> float:
+        """``stats["active_fraction"]``."""
         return self.stats["active_fraction"]
 
     @property
     def mean_d_ap(self) -> float:
+        """``stats["mean_d_ap"]``."""
         return self.stats["mean_d_ap"]
 
     @property
     def mean_d_an(self) -> float:
+        """``stats["mean_d_an"]``."""
         return self.stats["mean_d_an"]
 
     def extra_repr(self) -> str:
@@ -335,7 +348,7 @@ class BatchAllMiner(TripletMiner):
     """All (a, p, n) with y_a = y_p ≠ y_n and d_an < d_ap + m (Hermans et al. batch all, restricted to the
     margin violators; MassFace ``batch_all`` without its index-truncation bug). O(N·M log M + T)."""
 
-    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, **kwargs: Any) -> None:
         super().__init__("all", "violating", pick="all", margin=margin, **kwargs)
 
 
@@ -343,7 +356,7 @@ class BatchHardestMiner(TripletMiner):
     """Per anchor the farthest positive and the nearest negative, argmax_p d_ap and argmin_n d_an
     (Hermans et al. batch hard; PML BatchHardMiner). No margin filter. O(N·M)."""
 
-    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, **kwargs: Any) -> None:
         super().__init__("hardest", "all", pick="nearest", margin=margin, **kwargs)
 
 
@@ -351,7 +364,7 @@ class BatchMinMinMiner(TripletMiner):
     """Per anchor the nearest positive and the nearest negative, argmin_p d_ap and argmin_n d_an
     (MassFace ``min_and_min``, as its name says). O(N·M)."""
 
-    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, **kwargs: Any) -> None:
         super().__init__("easiest", "all", pick="nearest", margin=margin, **kwargs)
 
 
@@ -360,7 +373,7 @@ class BatchMinMaxMiner(TripletMiner):
     p*, n = argmin_n d_an (MassFace ``min_and_max`` as intended). ``margin`` is used for the statistics and
     by a loss built from the miner. O(N·M)."""
 
-    def __init__(self, margin: float = 0.25, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, **kwargs: Any) -> None:
         super().__init__("hardest", "beyond", pick="nearest", fallback="nearest", margin=margin, **kwargs)
 
 
@@ -368,7 +381,8 @@ class BatchRandomMiner(TripletMiner):
     """For every positive pair (a, p) one negative drawn uniformly from {n : d_an < d_ap + m}; pairs with
     no such n are skipped (VGG-Face selection; MassFace ``batch_random``). O(N·M log M)."""
 
-    def __init__(self, margin: float = 0.2, generator: Optional[torch.Generator] = None, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, generator: torch.Generator | None = None,
+                 **kwargs: Any) -> None:
         super().__init__("all", "violating", pick="random", margin=margin, generator=generator, **kwargs)
 
 
@@ -376,7 +390,7 @@ class SemiHardMiner(TripletMiner):
     """All (a, p, n) with d_ap < d_an < d_ap + m (FaceNet semi-hard; PML TripletMarginMiner "semihard"
     up to boundary ties). O(N·M log M + T)."""
 
-    def __init__(self, margin: float = 0.2, **kwargs) -> None:
+    def __init__(self, margin: float = DEFAULT_MARGIN, **kwargs: Any) -> None:
         super().__init__("all", "semihard", pick="all", margin=margin, **kwargs)
 
 

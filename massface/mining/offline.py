@@ -27,20 +27,34 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from massface._progress import print_progress
+from massface import distributed as mfdist
+from massface._deprecation import deprecated_names, warn_renamed
+from massface._progress import progress_bar
+from massface._torch import eval_mode
 from massface.distances import CosineSimilarity, EuclideanDistance, SquaredEuclideanDistance
 from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.strategies import LabelPairs, Triplets, uniform_subset
 
-__all__ = ["IndexConfig", "NeighbourIndex", "OfflineMiner", "embed_dataset"]
+__all__ = ["IndexConfig", "NeighbourIndex", "OfflineTripletSearch", "embed_dataset"]
+
+__getattr__ = deprecated_names(__name__, {"OfflineMiner": "OfflineTripletSearch"})
+
+
+def _progress_flag(progress: object, owner: str) -> bool:
+    """``progress: bool``; the old label strings (truthy: on) are accepted for one release with a warning."""
+    if isinstance(progress, str):
+        warn_renamed(f"{owner}(progress=<label>)", f"{owner}(progress=True)", stacklevel=4)
+        return bool(progress)
+    return bool(progress)
 
 IndexKind = Literal["auto", "flat", "ivf", "identity", "hnsw"]
 _KINDS = ("auto", "flat", "ivf", "identity", "hnsw")
@@ -65,9 +79,9 @@ class IndexConfig:
 
     kind: IndexKind = "auto"
     flat_limit: int = 250_000
-    nlist: Optional[int] = None
+    nlist: int | None = None
     nprobe: int = 64
-    train_size: Optional[int] = None
+    train_size: int | None = None
     kmeans_iterations: int = 10
     hnsw_m: int = 32
     ef_construction: int = 64
@@ -77,13 +91,10 @@ class IndexConfig:
         if self.kind not in _KINDS:
             raise ValueError(f"index kind {self.kind!r} is not one of {_KINDS}")
         for name in ("flat_limit", "nprobe", "kmeans_iterations", "hnsw_m", "ef_construction", "ef_search"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"index {name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name), "IndexConfig")
         for name in ("nlist", "train_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"index {name} must be a positive integer or None, got {value!r}")
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), "IndexConfig (or None)")
 
     def resolved_kind(self, n: int) -> str:
         """The index kind used for ``n`` vectors (``"auto"`` resolved)."""
@@ -92,6 +103,7 @@ class IndexConfig:
         return "flat" if n <= self.flat_limit else "identity"
 
     def resolved_nlist(self, n: int) -> int:
+        """IVF lists for ``n`` vectors: ``nlist`` or 4·√n rounded to a power of two (at least 16), at most n."""
         if self.nlist is not None:
             return min(self.nlist, n)
         return min(n, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1))))))
@@ -199,9 +211,11 @@ class NeighbourIndex:
         return out
 
 
-class OfflineMiner:
+class OfflineTripletSearch:
     """Mine triplets over a whole embedded dataset: positives of the anchor's identity plus its ``neighbours``
-    nearest other-identity neighbours from a faiss index, selected by ``miner``'s strategy.
+    nearest other-identity neighbours from a faiss index, selected by ``miner``'s strategy (formerly
+    ``OfflineMiner``: it is no PML miner — it takes a whole dataset's embeddings and returns
+    :class:`~massface.mining.strategies.Triplets`).
 
     Args:
         miner: the strategy (any :class:`~massface.mining.TripletMiner`; its distance, margin and
@@ -211,24 +225,30 @@ class OfflineMiner:
         chunk_size: anchors searched and mined at a time (bounds the memory of the candidate distances).
         seed: for the IVF k-means sample.
 
-    ``mine(embeddings, labels)`` returns :class:`~massface.mining.strategies.Triplets` of row indices into
-    ``embeddings``; ``nearest_negatives(embeddings, labels)`` the neighbour ids alone. After a call,
-    ``stats`` holds ``num_triplets``, ``active_fraction``, ``mean_d_ap``, ``mean_d_an`` and the timings
-    ``index_s`` (build) and ``mine_s`` (search + selection).
+    ``mine_triplets(embeddings, labels)`` returns :class:`~massface.mining.strategies.Triplets` of row indices
+    into ``embeddings``; ``nearest_negatives(embeddings, labels)`` the neighbour ids alone. After a call, the
+    ``stats`` property gives ``num_triplets``, ``active_fraction``, ``mean_d_ap``, ``mean_d_an`` and the timings
+    ``index_s`` (build) and ``mine_s`` (search + selection), as floats.
     """
 
-    def __init__(self, miner: TripletMiner, *, neighbours: int = 32, index: Union[IndexConfig, str] = "auto",
+    def __init__(self, miner: TripletMiner, *, neighbours: int = 32, index: IndexConfig | str = "auto",
                  chunk_size: int = 4096, seed: int = 0) -> None:
+        owner = type(self).__name__
         if not isinstance(miner, TripletMiner):
-            raise TypeError(f"OfflineMiner needs a massface TripletMiner, got {type(miner).__name__}")
-        neighbours = check_int("neighbours", neighbours, "OfflineMiner")
-        chunk_size = check_int("chunk_size", chunk_size, "OfflineMiner")
+            raise TypeError(f"{owner} needs a massface TripletMiner, got {type(miner).__name__}")
+        neighbours = check_int("neighbours", neighbours, owner)
+        chunk_size = check_int("chunk_size", chunk_size, owner)
         self.miner, self.neighbours, self.chunk_size, self.seed = miner, neighbours, chunk_size, seed
         self.index_config = index if isinstance(index, IndexConfig) else IndexConfig(kind=index)  # type: ignore[arg-type]
-        self.stats: dict[str, float] = {}
+        self._stats: dict[str, float] = {}
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Statistics of the last :meth:`mine_triplets` call, as floats (empty before the first)."""
+        return dict(self._stats)
 
     def __repr__(self) -> str:
-        return (f"OfflineMiner(miner={self.miner!r}, neighbours={self.neighbours}, "
+        return (f"{type(self).__name__}(miner={self.miner!r}, neighbours={self.neighbours}, "
                 f"index={asdict(self.index_config)}, chunk_size={self.chunk_size})")
 
     # ------------------------------------------------------------------ vectors
@@ -243,11 +263,11 @@ class OfflineMiner:
     def _check(self, embeddings: Tensor, labels: Any) -> tuple[Tensor, np.ndarray]:
         labels = check_batch(embeddings, labels)
         if embeddings.shape[0] == 0:
-            raise ValueError("OfflineMiner got no embeddings")
+            raise ValueError(f"{type(self).__name__} got no embeddings")
         return labels, labels.cpu().numpy()
 
     @staticmethod
-    def _finite_rows(embeddings: Tensor) -> Optional[Tensor]:
+    def _finite_rows(embeddings: Tensor) -> Tensor | None:
         """CPU indices of the rows without NaN / Inf, or None when every row is finite (O(N·D))."""
         finite = torch.isfinite(embeddings.detach()).all(dim=1).cpu()
         return None if bool(finite.all()) else finite.nonzero().squeeze(1)
@@ -275,21 +295,23 @@ class OfflineMiner:
         return out
 
     # ------------------------------------------------------------------ mining
-    def mine(self, embeddings: Tensor, labels: Any, *, progress: Optional[str] = None) -> Triplets:
-        """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors).
+    def mine_triplets(self, embeddings: Tensor, labels: Any, *, progress: bool = False) -> Triplets:
+        """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors); ``progress`` shows a
+        bar over the anchors on stderr. Cost: see the module docstring.
 
         Rows with NaN / Inf values take part in no triplet (as in online mining); the rest are mined as usual.
         """
+        progress = _progress_flag(progress, f"{type(self).__name__}.mine_triplets")
         labels_t, y = self._check(embeddings, labels)
         rows = self._finite_rows(embeddings)
         if rows is not None:
             if rows.numel() == 0:
                 empty = torch.empty(0, dtype=torch.long)
-                self.stats = {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"),
-                              "mean_d_an": float("nan"), "index_s": 0.0, "mine_s": 0.0}
+                self._stats = {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"),
+                               "mean_d_an": float("nan"), "index_s": 0.0, "mine_s": 0.0}
                 return Triplets(empty, empty.clone(), empty.clone())
-            t = self.mine(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)],
-                          progress=progress)
+            t = self.mine_triplets(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)],
+                                   progress=progress)
             return Triplets(rows[t.a], rows[t.p], rows[t.n])
         t0 = time.perf_counter()
         x, ip = self._search_space(embeddings.cpu())
@@ -305,16 +327,16 @@ class OfflineMiner:
         parts: list[tuple[Tensor, Tensor, Tensor]] = []
         sums = np.zeros(4)  # triplets, active, Σd_ap, Σd_an
         t1 = time.perf_counter()
-        for s in range(0, n_total, self.chunk_size):
-            pos = np.arange(s, min(s + self.chunk_size, n_total))
-            rows = order[pos]
-            c = counts[block[pos]]
-            neg = index.nearest_negatives(xn[rows], y[rows], self.neighbours)
-            triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg)
-            parts.append(triplets)
-            sums += chunk_sums
-            if progress:
-                print_progress(progress, int(pos[-1]) + 1, n_total, t1, unit="anchors")
+        with progress_bar(total=n_total, desc="offline mining", unit="anchors", enabled=progress) as bar:
+            for s in range(0, n_total, self.chunk_size):
+                pos = np.arange(s, min(s + self.chunk_size, n_total))
+                rows = order[pos]
+                c = counts[block[pos]]
+                neg = index.nearest_negatives(xn[rows], y[rows], self.neighbours)
+                triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg)
+                parts.append(triplets)
+                sums += chunk_sums
+                bar.update(pos.size)
         a, p, n = (torch.cat([t[i] for t in parts]) for i in range(3))
         limit = self.miner.max_triplets
         if limit is not None and a.numel() > limit:
@@ -322,7 +344,7 @@ class OfflineMiner:
             a, p, n = a[keep], p[keep], n[keep]
         sign = -1.0 if self.miner.distance.is_inverted else 1.0
         t = max(sums[0], 1.0)
-        self.stats = {
+        self._stats = {
             "num_triplets": float(a.numel()),
             "active_fraction": float(sums[1] / t) if sums[0] else 0.0,
             "mean_d_ap": sign * float(sums[2] / t) if sums[0] else float("nan"),
@@ -331,6 +353,11 @@ class OfflineMiner:
             "mine_s": time.perf_counter() - t1,
         }
         return Triplets(a, p, n)
+
+    def mine(self, embeddings: Tensor, labels: Any, *, progress: bool = False) -> Triplets:
+        """Deprecated name of :meth:`mine_triplets` (``mine`` is PML's miner hook elsewhere)."""
+        warn_renamed(f"{type(self).__name__}.mine", f"{type(self).__name__}.mine_triplets")
+        return self.mine_triplets(embeddings, labels, progress=progress)
 
     def _mine_chunk(self, x: Tensor, rows: np.ndarray, pos: np.ndarray, block_start: np.ndarray, c: np.ndarray,
                     order: np.ndarray, neg: np.ndarray) -> tuple[tuple[Tensor, Tensor, Tensor], np.ndarray]:
@@ -383,57 +410,46 @@ class OfflineMiner:
         return out
 
 
-def embed_dataset(model: nn.Module, dataset: Any, indices: Optional[Sequence[int]] = None, *,
+def embed_dataset(model: nn.Module, dataset: Any, indices: Sequence[int] | None = None, *,
                   batch_size: int = 256, num_workers: int = 0, device: Any = None,
-                  progress: Optional[str] = None) -> tuple[Tensor, Tensor]:
+                  progress: bool = False) -> tuple[Tensor, Tensor]:
     """Embeddings (float32, CPU, (n, D)) and labels (int64) of ``dataset`` items ``indices`` (default all), with
     the model in eval mode under ``no_grad``.
 
     Under ``torch.distributed`` the work is sharded — rank r embeds items r, r + W, … of ``indices`` — and
-    all-gathered, so every rank returns the full result in ``indices`` order. ``progress``: a label for a
-    progress bar on stderr (rank 0). Cost: n forward passes spread over W ranks, n·D floats per rank.
+    all-gathered, so every rank returns the full result in ``indices`` order. ``progress``: a bar on stderr
+    (rank 0). Cost: n forward passes spread over W ranks, n·D floats per rank.
     """
     from torch.utils.data import DataLoader, Subset
 
-    import torch.distributed as dist
-
+    progress = _progress_flag(progress, "embed_dataset")
+    batch_size = check_int("batch_size", batch_size, "embed_dataset")
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
-    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-    world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+    world, rank = mfdist.world_size(), mfdist.rank()
     if device is None:
         device = next(iter(model.parameters())).device
     share = idx[rank::world]
     loader = DataLoader(Subset(dataset, share.tolist()), batch_size=batch_size, num_workers=num_workers,
                         shuffle=False)
-    was_training = model.training
-    model.eval()
-    embs, labs, done, t0 = [], [], 0, time.perf_counter()
-    try:
-        with torch.no_grad():
-            for images, labels in loader:
-                embs.append(model(images.to(device)).float().cpu())
-                labs.append(torch.as_tensor(labels).long())
-                done += images.shape[0]
-                if progress and rank == 0:
-                    print_progress(progress, done * world, idx.size, t0)
-    finally:
-        model.train(was_training)
+    embs, labs = [], []
+    with eval_mode(model), progress_bar(total=int(idx.size), desc="embedding", unit="img",
+                                        enabled=progress and rank == 0) as bar:
+        for images, labels in loader:
+            embs.append(model(images.to(device)).float().cpu())
+            labs.append(torch.as_tensor(labels).long())
+            bar.update(images.shape[0] * world)
     if not embs:
         raise ValueError("embed_dataset: no items to embed")
     emb, lab = torch.cat(embs), torch.cat(labs)
-    if not distributed:
+    if world == 1:
         return emb, lab
-    rows = -(-idx.size // world)
-    pad_e = torch.zeros(rows, emb.shape[1], device=device)
-    pad_l = torch.full((rows,), -1, dtype=torch.long, device=device)
-    pad_e[: emb.shape[0]], pad_l[: lab.shape[0]] = emb.to(device), lab.to(device)
-    all_e = [torch.empty_like(pad_e) for _ in range(world)]
-    all_l = [torch.empty_like(pad_l) for _ in range(world)]
-    dist.all_gather(all_e, pad_e)
-    dist.all_gather(all_l, pad_l)
+    sizes = [int(idx[r::world].size) for r in range(world)]
+    all_e = mfdist.all_gather_rows(emb.to(device), sizes=sizes).cpu()
+    all_l = mfdist.all_gather_rows(lab.to(device), sizes=sizes).cpu()
     out_e = torch.empty(idx.size, emb.shape[1])
     out_l = torch.empty(idx.size, dtype=torch.long)
-    for r in range(world):
-        count = idx[r::world].size
-        out_e[r::world], out_l[r::world] = all_e[r][:count].cpu(), all_l[r][:count].cpu()
+    start = 0
+    for r, count in enumerate(sizes):
+        out_e[r::world], out_l[r::world] = all_e[start:start + count], all_l[start:start + count]
+        start += count
     return out_e, out_l

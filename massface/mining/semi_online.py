@@ -12,22 +12,31 @@ the selected triplets.
    gradient and scored on exactly its triplets, until the pool is used up. Any batch size works: MassFace
    required it to be a multiple of 3 (× the GPU count).
 
+:class:`TripletPoolBuilder` (formerly ``SemiOnlineMiner``: it is no PML miner — it takes a model and images
+and returns a :class:`TripletPool`) runs steps 1–3.
+
 Cost per pool of N images: N forward passes without gradient, one mining call on an N × N matrix (see the
 miner; N = 2050 for MassFace's P = 41, K = 5, scale = 10), then one forward/backward per training batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Optional
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from massface._deprecation import deprecated_names, warn_renamed
+from massface._torch import eval_mode
+from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.triplet_batches import TripletBatch, pack_triplets
 
-__all__ = ["SemiOnlineMiner", "TripletPool", "embed_without_grad"]
+__all__ = ["TripletPoolBuilder", "TripletPool", "embed_without_grad"]
+
+__getattr__ = deprecated_names(__name__, {"SemiOnlineMiner": "TripletPoolBuilder"})
 
 BNMode = Literal["eval", "train"]
 
@@ -37,23 +46,24 @@ def embed_without_grad(model: nn.Module, images: Tensor, batch_size: int, bn: BN
 
     ``bn="eval"`` runs the model in eval mode (BatchNorm running statistics, no dropout); ``bn="train"`` in
     train mode (batch statistics; running averages updated, as MassFace's pool passes did). The model's
-    mode is restored afterwards.
+    mode is restored afterwards. Cost: ⌈N / batch_size⌉ forward passes, N·D floats.
     """
     if bn not in ("eval", "train"):
         raise ValueError(f"bn={bn!r} is not one of ('eval', 'train')")
-    was_training = model.training
-    model.train(bn == "train")
-    try:
-        with torch.no_grad():
-            parts = [model(images[s : s + batch_size]).float() for s in range(0, images.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
+    batch_size = check_int("batch_size", batch_size, "embed_without_grad")
+    with eval_mode(model):  # restores the model's own mode afterwards
+        model.train(bn == "train")
+        parts = [model(images[s : s + batch_size]).float() for s in range(0, images.shape[0], batch_size)]
     return torch.cat(parts) if parts else images.new_zeros((0, 0))
 
 
 @dataclass
 class TripletPool:
-    """A mined pool: its images and labels, the selected triplets (pool rows) and their training batches."""
+    """A mined pool: its images and labels, the selected triplets (pool rows) and their training batches.
+
+    ``stats`` is a dict of floats fixed when the pool was mined (``pool_size``, ``pool_batches`` and the miner's
+    statistics): a pool is a record, so its statistics are computed once, outside the training step.
+    """
 
     images: Tensor
     labels: Tensor
@@ -62,6 +72,7 @@ class TripletPool:
     stats: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
+        """Training batches in the pool."""
         return len(self.batches)
 
     def batch(self, i: int) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
@@ -75,8 +86,9 @@ class TripletPool:
             yield self.batch(i)
 
 
-class SemiOnlineMiner:
-    """Mines a pool of images with the current model and turns the selection into training batches.
+class TripletPoolBuilder:
+    """Embeds a pool of images with the current model, mines it and returns a :class:`TripletPool` of training
+    batches (the semi-online mode; formerly ``SemiOnlineMiner``).
 
     Args:
         miner: the strategy (any :class:`~massface.mining.TripletMiner`; cap the output with its
@@ -88,21 +100,23 @@ class SemiOnlineMiner:
         max_batches: use at most this many training batches per pool (the rest of the selection is dropped).
         seed / generator: randomness of the triplet shuffle.
 
-    ``mine_pool(model, images, labels)`` returns a :class:`TripletPool`; iterate it for the training batches.
+    ``mine_pool(model, images, labels)`` returns a :class:`TripletPool` (iterate it for the training batches);
+    ``mine_pool_from_embeddings`` does the same for embeddings already computed. ``stats`` is the last pool's.
     """
 
     def __init__(self, miner: TripletMiner, batch_size: int, *, bn: BNMode = "eval",
-                 embed_batch_size: Optional[int] = None, max_batches: Optional[int] = None, seed: int = 0,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 embed_batch_size: int | None = None, max_batches: int | None = None, seed: int = 0,
+                 generator: torch.Generator | None = None) -> None:
+        owner = type(self).__name__
         if not isinstance(miner, TripletMiner):
-            raise TypeError(f"SemiOnlineMiner needs a massface TripletMiner, got {type(miner).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 3:
-            raise ValueError(f"batch_size must be an integer >= 3 (one whole triplet), got {batch_size!r}")
+            raise TypeError(f"{owner} needs a massface TripletMiner, got {type(miner).__name__}")
+        batch_size = check_int("batch_size", batch_size, f"{owner} (one whole triplet)", low=3)
         if bn not in ("eval", "train"):
             raise ValueError(f"bn={bn!r} is not one of ('eval', 'train')")
-        for name, value in (("embed_batch_size", embed_batch_size), ("max_batches", max_batches)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if embed_batch_size is not None:
+            embed_batch_size = check_int("embed_batch_size", embed_batch_size, f"{owner} (or None)")
+        if max_batches is not None:
+            max_batches = check_int("max_batches", max_batches, f"{owner} (or None)")
         self.miner, self.batch_size, self.bn = miner, batch_size, bn
         self.embed_batch_size = embed_batch_size or batch_size
         self.max_batches = max_batches
@@ -110,24 +124,39 @@ class SemiOnlineMiner:
             generator = torch.Generator()
             generator.manual_seed(seed)
         self.generator = generator
+        self._stats: dict[str, float] = {}
 
     @property
     def triplets_per_batch(self) -> int:
+        """Whole triplets per training batch, ``batch_size // 3``."""
         return self.batch_size // 3
 
-    def mine_embeddings(self, embeddings: Tensor, labels: Tensor, images: Tensor) -> TripletPool:
-        """Mine pool embeddings that are already computed (the pool's ``images`` are kept for re-embedding)."""
+    @property
+    def stats(self) -> dict[str, float]:
+        """The last pool's statistics (``pool_size``, ``pool_batches``, the miner's), as floats."""
+        return dict(self._stats)
+
+    def mine_pool_from_embeddings(self, embeddings: Tensor, labels: Tensor, images: Tensor) -> TripletPool:
+        """A :class:`TripletPool` from pool embeddings already computed (the pool's ``images`` are kept for
+        re-embedding). Cost: the miner's on an N × N matrix, then O(T log t) to pack T triplets."""
         labels = check_batch(embeddings, labels)
         a, p, n = self.miner(embeddings, labels)
         batches = pack_triplets(a.cpu(), p.cpu(), n.cpu(), self.triplets_per_batch, generator=self.generator)
         if self.max_batches is not None:
             batches = batches[: self.max_batches]
         stats = {"pool_size": float(embeddings.shape[0]), "pool_batches": float(len(batches)), **self.miner.stats}
-        return TripletPool(images, labels.to(images.device), (a, p, n), batches, stats)
+        self._stats = stats
+        return TripletPool(images, labels.to(images.device), (a, p, n), batches, dict(stats))
+
+    def mine_embeddings(self, embeddings: Tensor, labels: Tensor, images: Tensor) -> TripletPool:
+        """Deprecated name of :meth:`mine_pool_from_embeddings`."""
+        warn_renamed("TripletPoolBuilder.mine_embeddings", "TripletPoolBuilder.mine_pool_from_embeddings")
+        return self.mine_pool_from_embeddings(embeddings, labels, images)
 
     def mine_pool(self, model: nn.Module, images: Tensor, labels: Tensor) -> TripletPool:
-        """Embed ``images`` (N, C, H, W) without gradient, mine them, pack the training batches."""
+        """A :class:`TripletPool`: embed ``images`` (N, C, H, W) without gradient, mine them, pack the training
+        batches."""
         if images.shape[0] != torch.as_tensor(labels).shape[0]:
             raise ValueError(f"pool has {images.shape[0]} images but {torch.as_tensor(labels).shape[0]} labels")
         embeddings = embed_without_grad(model, images, self.embed_batch_size, self.bn)
-        return self.mine_embeddings(embeddings, torch.as_tensor(labels, device=embeddings.device), images)
+        return self.mine_pool_from_embeddings(embeddings, torch.as_tensor(labels, device=embeddings.device), images)

@@ -39,19 +39,21 @@ uniform subset of the T triplets by their rank, without enumerating them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
+
+from massface._deprecation import deprecated_names
 
 __all__ = [
     "PositiveRule",
     "NegativeRegion",
     "NegativePick",
-    "Fallback",
+    "NegativeFallback",
     "POSITIVE_RULES",
     "NEGATIVE_REGIONS",
     "NEGATIVE_PICKS",
-    "FALLBACKS",
+    "NEGATIVE_FALLBACKS",
     "Triplets",
     "LabelPairs",
     "check_rules",
@@ -66,12 +68,16 @@ __all__ = [
 PositiveRule = Literal["all", "hardest", "easiest", "random"]
 NegativeRegion = Literal["all", "violating", "semihard", "hard", "beyond"]
 NegativePick = Literal["all", "nearest", "farthest", "random"]
-Fallback = Optional[Literal["nearest", "farthest"]]
+NegativeFallback = Literal["nearest", "farthest"] | None
+"""What an empty negative region yields: the anchor's nearest or farthest negative, or nothing (None)."""
 
 POSITIVE_RULES: tuple[str, ...] = ("all", "hardest", "easiest", "random")
 NEGATIVE_REGIONS: tuple[str, ...] = ("all", "violating", "semihard", "hard", "beyond")
 NEGATIVE_PICKS: tuple[str, ...] = ("all", "nearest", "farthest", "random")
-FALLBACKS: tuple[Optional[str], ...] = (None, "nearest", "farthest")
+NEGATIVE_FALLBACKS: tuple[str | None, ...] = (None, "nearest", "farthest")
+
+# ``Fallback`` also named the margin heads' rule past θ* (now ``losses.margin.MarginFallback``).
+__getattr__ = deprecated_names(__name__, {"Fallback": "NegativeFallback", "FALLBACKS": "NEGATIVE_FALLBACKS"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class Triplets:
         return int(self.a.numel())
 
     def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(a, p, n)``, the miners' return contract."""
         return self.a, self.p, self.n
 
 
@@ -102,10 +109,10 @@ class LabelPairs:
     counts: torch.Tensor
 
 
-def check_rules(**rules: Optional[str]) -> None:
+def check_rules(**rules: str | None) -> None:
     """Raise a ValueError naming any of ``positives``, ``negatives``, ``pick``, ``fallback`` not in its vocabulary."""
     allowed = {"positives": POSITIVE_RULES, "negatives": NEGATIVE_REGIONS, "pick": NEGATIVE_PICKS,
-               "fallback": FALLBACKS}
+               "fallback": NEGATIVE_FALLBACKS}
     for name, value in rules.items():
         if value not in allowed[name]:
             raise ValueError(f"{name}={value!r} is not one of {allowed[name]}")
@@ -120,7 +127,7 @@ def _uniform(count: int, generator: torch.Generator, device: torch.device) -> to
     return torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64).to(device)
 
 
-def _require(generator: Optional[torch.Generator]) -> torch.Generator:
+def _require(generator: torch.Generator | None) -> torch.Generator:
     if generator is None:
         raise ValueError("random selection (pick='random', positives='random' or max_triplets) needs a torch.Generator")
     return generator
@@ -165,9 +172,9 @@ def _rank_within_group(group: torch.Tensor, num_groups: int) -> tuple[torch.Tens
 def select_positive_pairs(
     D: torch.Tensor,
     pairs: LabelPairs,
-    self_index: Optional[torch.Tensor],
+    self_index: torch.Tensor | None,
     rule: PositiveRule,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor–positive pairs ``(a, p)`` by ``rule``, grouped by anchor (``a`` ascending).
 
@@ -227,9 +234,9 @@ def select_negatives(
     region: NegativeRegion,
     pick: NegativePick,
     margin: float,
-    fallback: Fallback = None,
-    generator: Optional[torch.Generator] = None,
-    max_triplets: Optional[int] = None,
+    fallback: NegativeFallback = None,
+    generator: torch.Generator | None = None,
+    max_triplets: int | None = None,
 ) -> Triplets:
     """Negatives for the pairs ``(a, p)`` (grouped by anchor) whose distances are ``d_ap``.
 
@@ -304,7 +311,7 @@ def _expand_dense(D_neg, a, p, lower, upper, chunk_elements: int = 1 << 22) -> T
     return Triplets(anchors, positives, flat.sub_(pair.mul_(m)))  # in place: n = flat − pair·M
 
 
-def _masked_extreme(rows: torch.Tensor, excluded: Optional[torch.Tensor], pick: str):
+def _masked_extreme(rows: torch.Tensor, excluded: torch.Tensor | None, pick: str):
     """(value, index) of the row minimum (``nearest``) or maximum (``farthest``) over admissible entries
     (finite and not ``excluded``); ±inf where a row has none."""
     if pick == "nearest":

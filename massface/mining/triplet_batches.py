@@ -13,12 +13,15 @@ apart unless B was a multiple of 3.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from massface.mining._checks import check_int
 
 __all__ = ["TripletBatch", "pack_triplets", "TripletBatchDataset", "collate_images"]
 
@@ -37,17 +40,12 @@ class TripletBatch:
 
     @property
     def num_triplets(self) -> int:
+        """Triplets in the batch."""
         return int(self.a.numel())
 
     def triplets(self) -> tuple[Tensor, Tensor, Tensor]:
         """The triplets as source indices."""
         return self.indices[self.a], self.indices[self.p], self.indices[self.n]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def pack_triplets(
@@ -56,7 +54,7 @@ def pack_triplets(
     n: Tensor,
     triplets_per_batch: int,
     *,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     shuffle: bool = True,
     drop_last: bool = False,
 ) -> list[TripletBatch]:
@@ -65,7 +63,7 @@ def pack_triplets(
     Every triplet lands in exactly one batch (the last one may be short unless ``drop_last``). Each batch is
     de-duplicated with one ``torch.unique`` over its 3·t indices: O(T log t) in all.
     """
-    t = _positive_int("triplets_per_batch", triplets_per_batch)
+    t = check_int("triplets_per_batch", triplets_per_batch, "pack_triplets")
     a, p, n = (torch.as_tensor(x).long().reshape(-1) for x in (a, p, n))
     if not (a.numel() == p.numel() == n.numel()):
         raise ValueError(f"triplet index lengths differ: {a.numel()}, {p.numel()}, {n.numel()}")
@@ -104,6 +102,7 @@ class TripletBatchDataset(Dataset):
         self.source, self.batches = source, list(batches)
 
     def __len__(self) -> int:
+        """Batches (items)."""
         return len(self.batches)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:

@@ -1,5 +1,10 @@
 """Training: typed config, the DDP-aware trainer, schedules, checkpoints and the demo job.
 
+Read in this order: ``config`` (the keys and their defaults) → ``builders`` (one factory per part, and
+``MINING_MODES``: each mode's metric loss and batch source) → ``trainer`` (``Trainer.__init__`` builds,
+``Trainer.fit`` loops) → ``batch_sources`` (where each mode's batches come from) → ``callbacks`` (metrics,
+TensorBoard, console, checkpoints, evaluation) → ``distributed`` / ``checkpoint`` / ``schedules``.
+
 Names are loaded lazily; importing ``massface.training`` starts no process group and builds nothing.
 """
 
@@ -11,6 +16,8 @@ _EXPORTS = {
     "load_config": "config",
     "Trainer": "trainer",
     "TrainingStopped": "trainer",
+    "ExistingRunError": "trainer",
+    "MINING_MODES": "builders",
     "gather_with_grad": "distributed",
     "init_distributed": "distributed",
     "CheckpointManager": "checkpoint",

@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 
@@ -63,9 +63,12 @@ class CheckpointManager:
 
     @property
     def latest(self) -> Path:
+        """Returns the path of ``latest.pt``."""
         return self.directory / "latest.pt"
 
     def save(self, state: dict, step: int, periodic: bool = True) -> Path:
+        """Write ``state`` to ``latest.pt`` (and ``step_N.pt`` when ``periodic``, pruning the oldest); returns
+        the path of ``latest.pt``."""
         atomic_save(state, self.latest)
         if periodic:
             atomic_save(state, self.directory / f"step_{step:08d}.pt")
@@ -73,6 +76,7 @@ class CheckpointManager:
         return self.latest
 
     def periodic(self) -> list[Path]:
+        """Returns the periodic checkpoints here, oldest step first."""
         files = [p for p in self.directory.glob("step_*.pt") if _STEP_FILE.match(p.name)]
         return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))
 
@@ -95,8 +99,8 @@ class CheckpointManager:
                 removed.append(p)
         return removed
 
-    def load_latest(self, map_location: Union[str, torch.device] = "cpu",
-                    required: Iterable[str] = TRAINER_FIELDS) -> Optional[dict]:
+    def load_latest(self, map_location: str | torch.device = "cpu",
+                    required: Iterable[str] = TRAINER_FIELDS) -> dict | None:
         """The latest state, or None when no ``latest.pt`` exists; anything else there that is not a
         readable trainer checkpoint (a directory, a broken link, ``{}``) is a :class:`CheckpointError`."""
         if not os.path.lexists(self.latest):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional
 
 __all__ = ["main"]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run ``massface train``; returns the exit status (0 done, 2 bad config / checkpoint / data / existing run,
+    3 stopped on a non-finite loss, 130 interrupted or paused)."""
     ap = argparse.ArgumentParser(prog="massface train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", nargs="?", help="YAML config (omit to start from the defaults)")
@@ -44,8 +45,11 @@ def main(argv: Optional[list[str]] = None) -> int:
               file=sys.stderr)
         return 2
     from massface.data import DataFormatError
+    from massface.training.callbacks import log_to_stderr
     from massface.training.checkpoint import CheckpointError
     from massface.training.trainer import ExistingRunError, Trainer, TrainingStopped
+
+    log_to_stderr()  # the trainer's progress lines (the massface.training logger)
 
     try:
         result = Trainer(cfg, resume=not args.no_resume, overwrite=args.overwrite).fit()

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -81,8 +82,8 @@ def _integer(key: str, value: int, lo: int = 1, hi: int = _MAX_SIZE) -> None:
         raise ConfigError(f"{key} must be >= {lo} and <= {hi:_}, got {_show(value)}")
 
 
-def _number(key: str, value: float, lo: Optional[float] = None, hi: Optional[float] = None, *,
-            lo_open: bool = False, hi_open: bool = False, hi_name: Optional[str] = None) -> None:
+def _number(key: str, value: float, lo: float | None = None, hi: float | None = None, *,
+            lo_open: bool = False, hi_open: bool = False, hi_name: str | None = None) -> None:
     """A finite float within the given bounds (open or closed); ``hi_name`` names a bound set by another key."""
     ok = math.isfinite(value)
     if ok and lo is not None:
@@ -103,7 +104,7 @@ def _number(key: str, value: float, lo: Optional[float] = None, hi: Optional[flo
     raise ConfigError(f"{key} must be a finite number{' ' + want if want else ''}, got {_show(value)}")
 
 
-def _path(key: str, value: Optional[str], optional: bool = True) -> None:
+def _path(key: str, value: str | None, optional: bool = True) -> None:
     """A file or directory name: not empty, not only whitespace, no NUL byte (``None`` allowed if optional)."""
     if value is None and optional:
         return
@@ -111,7 +112,7 @@ def _path(key: str, value: Optional[str], optional: bool = True) -> None:
         raise ConfigError(f"{key} must be a non-empty path{' or null' if optional else ''}, got {_show(value)}")
 
 
-def _name(key: str, value: Optional[str], optional: bool = False) -> None:
+def _name(key: str, value: str | None, optional: bool = False) -> None:
     """A non-blank name (``None`` allowed if optional)."""
     if value is None and optional:
         return
@@ -139,8 +140,8 @@ class DataConfig:
     """Training data: format, location, P×K batch layout, loader workers and augmentation."""
 
     format: Literal["synthetic", "rec", "folder", "tfrecord"] = "synthetic"
-    path: Optional[str] = None  # rec: train.rec; folder: root; tfrecord: the index file
-    data_root: Optional[str] = None  # tfrecord shards directory
+    path: str | None = None  # rec: train.rec; folder: root; tfrecord: the index file
+    data_root: str | None = None  # tfrecord shards directory
     synthetic_identities: int = 200
     synthetic_images_per_identity: int = 12
     synthetic_difficulty: float = 0.5
@@ -173,10 +174,10 @@ class ModelConfig:
 
     backbone: str = "mobilefacenet"
     embedding_size: int = 512
-    fc_bn: bool = False  # MassFace: BatchNorm after the bottleneck
+    fc_bn: bool = True  # BatchNorm1d after the embedding (MassFace --fc_bn, every backbone's default); false removes it
     dropout: float = 0.0
     input_size: int = 112  # side of the square input; any multiple of 16
-    init_checkpoint: Optional[str] = None  # stage-1 weights (model state) to start from
+    init_checkpoint: str | None = None  # stage-1 weights (model state) to start from
     channels_last: bool = False
 
     def validate(self, path: str) -> None:
@@ -204,7 +205,7 @@ class TripletConfig:
     soft: bool = False
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
-    max_triplets: Optional[int] = None
+    max_triplets: int | None = None
 
     def validate(self, path: str) -> None:
         _number(f"{path}.weight", self.weight, 0.0)
@@ -217,17 +218,18 @@ class TripletConfig:
 class HeadConfig:
     """The classification part: a margin-softmax head over the training identities."""
 
-    name: Optional[str] = None  # softmax | normface | sphereface | cosface | arcface | combined | curricularface | ...
+    name: str | None = None  # softmax | normface | sphereface | cosface | arcface | combined | curricularface | ...
     weight: float = 1.0
-    s: float = 64.0
-    m: Optional[float] = None  # the head's default when omitted; its range is checked by the head
+    s: float | None = None  # scale; the head's default when omitted (64; SphereFace: None = the feature norm)
+    m: float | None = None  # margin; the head's default when omitted; its range is checked by the head
     pretrain_steps: int = 0  # train the head alone (backbone frozen) first
     lr_scale: float = 1.0
 
     def validate(self, path: str) -> None:
         _name(f"{path}.name", self.name, optional=True)
         _number(f"{path}.weight", self.weight, 0.0)
-        _number(f"{path}.s", self.s, 0.0, lo_open=True)
+        if self.s is not None:
+            _number(f"{path}.s", self.s, 0.0, lo_open=True)
         if self.m is not None:
             _number(f"{path}.m", self.m)
         _integer(f"{path}.pretrain_steps", self.pretrain_steps, 0)
@@ -236,6 +238,8 @@ class HeadConfig:
 
 @dataclass
 class LossConfig:
+    """The training objective: the triplet part and the classification head, weighted."""
+
     triplet: TripletConfig = field(default_factory=TripletConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
 
@@ -263,14 +267,14 @@ class MiningConfig:
     # semi_online
     scale: int = 10  # pool = scale × (P×K) images (scale·P identities × K)
     pool_bn: Literal["eval", "train"] = "eval"  # BatchNorm in the pool passes; "train" = MassFace
-    max_batches_per_pool: Optional[int] = None
+    max_batches_per_pool: int | None = None
     # offline
     refresh_every: int = 0  # steps between re-mining; 0 = when the mined triplets are used up
-    subset: Optional[int] = None  # images embedded per refresh (uniform random); null = the whole set
+    subset: int | None = None  # images embedded per refresh (uniform random); null = the whole set
     index: Literal["auto", "flat", "ivf", "identity", "hnsw"] = "auto"
     neighbours: int = 32  # k nearest other-identity neighbours per anchor
     nprobe: int = 64  # ivf / identity lists probed
-    nlist: Optional[int] = None  # ivf lists (default 4·√N)
+    nlist: int | None = None  # ivf lists (default 4·√N)
     hnsw_m: int = 32
     ef_search: int = 128
     embed_batch_size: int = 256
@@ -290,6 +294,8 @@ class MiningConfig:
 
 @dataclass
 class OptimConfig:
+    """The optimizer: ``momentum`` applies to SGD, ``betas`` to Adam/AdamW, ``eps`` to Adam/AdamW/Adagrad."""
+
     name: Literal["sgd", "adamw", "adam", "adagrad"] = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -311,6 +317,8 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
+    """The learning-rate schedule over ``train.steps`` (see :func:`massface.training.schedules.lr_factor`)."""
+
     kind: Literal["constant", "step", "poly", "cosine"] = "cosine"
     warmup_steps: int = 0
     milestones: list[int] = field(default_factory=list)  # for "step", in optimizer steps
@@ -346,10 +354,12 @@ def check_schedule(schedule: ScheduleConfig, steps: int, lr: float, path: str = 
 
 @dataclass
 class TrainConfig:
+    """The loop: length, mixed precision, accumulation, clipping, logging, checkpoints, NaN policy, device."""
+
     steps: int = 1000
     amp: Literal["none", "fp16", "bf16"] = "none"
     grad_accum: int = 1
-    clip_norm: Optional[float] = None
+    clip_norm: float | None = None
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -367,6 +377,8 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    """Verification sets evaluated during (every ``every`` steps) and after training."""
+
     sets: list[str] = field(default_factory=list)  # .bin files or directories holding them
     every: int = 0  # steps; 0 = only at the end
     batch_size: int = 64
@@ -411,7 +423,7 @@ def _check(key: str, tp: Any, value: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
-    if origin is Union:  # Optional[X]
+    if origin is Union or origin is types.UnionType:  # Optional[X], X | None
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -487,6 +499,7 @@ def config_from_dict(data: dict) -> Config:
 
 
 def config_to_dict(config: Config) -> dict:
+    """Returns ``config`` as a nested dict of plain values (what ``config.yaml`` and checkpoints hold)."""
     return dataclasses.asdict(config)
 
 
@@ -617,7 +630,7 @@ def _yaml_problem(err: BaseException) -> str:
 _LOAD_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError, MemoryError)
 
 
-def parse_value(raw: str, key: str, where: Optional[str] = None) -> Any:
+def parse_value(raw: str, key: str, where: str | None = None) -> Any:
     """Parse one override value as YAML (numbers, booleans, null, lists; an empty value is ``""``).
 
     ``"false"`` is ``False``, ``"1e-3"`` stays a string (YAML 1.1 floats need a dot: ``1.0e-3``), ``.nan`` is
@@ -661,7 +674,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(path: Optional[Union[str, Path]], overrides: Optional[list[str]] = None) -> Config:
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML file (or start from defaults when ``path`` is None), apply overrides, validate."""
     data: Any = {}
     if path is not None:

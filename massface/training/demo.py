@@ -16,18 +16,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["main", "run_demo", "export_synthfaces"]
 
 
 def export_synthfaces(cache: Path, identities: int, images: int, pairs_per_fold: int, difficulty: float, seed: int,
-                 image_size: int, log) -> tuple[Path, Path]:
-    """Write (or reuse) ``train.rec`` and ``heldout.bin`` in ``cache``; the cache key is the parameters."""
-    from massface.data.recordio import write_records
+                      image_size: int, log: Callable[[str], None]) -> tuple[Path, Path]:
+    """Write (or reuse) ``train.rec`` and ``heldout.bin`` in ``cache`` (the cache key is the parameters);
+    returns their paths."""
     from massface.data.synthetic import SynthFaces
-    from massface.data.verification import write_bin
 
     key = f"ids{identities}_m{images}_p{pairs_per_fold}_d{difficulty}_s{seed}_px{image_size}"
     folder = cache / key
@@ -35,16 +35,11 @@ def export_synthfaces(cache: Path, identities: int, images: int, pairs_per_fold:
     if done.is_file():
         log(f"using cached SynthFaces data in {folder}")
         return rec, bin_path
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train = SynthFaces(identities, images, seed=seed, difficulty=difficulty, image_size=image_size)
-    write_records(folder, train.iter_samples())
-    heldout = SynthFaces.heldout(max(20, pairs_per_fold // 3) * 10, 6, seed=seed, difficulty=difficulty,
-                                 image_size=image_size)
-    pair_images, issame = heldout.verification_pairs(10, pairs_per_fold)
-    write_bin(bin_path, pair_images, issame)
+    SynthFaces(identities, images, seed=seed, difficulty=difficulty, image_size=image_size).export(
+        folder, bin_name=bin_path.name, num_folds=10, pairs_per_fold=pairs_per_fold)
     done.write_text("ok\n")
-    log(f"generated {identities}×{images} training images and {issame.size} held-out pairs in "
+    log(f"generated {identities}×{images} training images and {10 * pairs_per_fold} held-out pairs in "
         f"{time.perf_counter() - t0:.0f} s → {folder}")
     return rec, bin_path
 
@@ -72,9 +67,12 @@ def _loss_curve(history: list[dict], path: Path) -> None:
 
 def run_demo(out: Path, cache: Path, *, steps: int, identities: int, images: int, pairs_per_fold: int,
              p: int, k: int, embedding_size: int, difficulty: float, seed: int, workers: int,
-             image_size: int = 112, log=None) -> dict[str, Any]:
-    """Run the whole demo; returns the results dict also written to ``out/results.json``."""
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+             image_size: int = 112, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the whole demo; returns the results dict also written to ``out/results.json``. ``log`` receives the
+    progress messages (default: the ``massface.training`` logger)."""
+    from massface.training.callbacks import logger
+
+    log = log or logger.info
     from massface.evaluation import evaluate_bin, plot_distance_distribution, plot_roc
     from massface.training.config import config_from_dict
     from massface.training.trainer import Trainer
@@ -94,7 +92,7 @@ def run_demo(out: Path, cache: Path, *, steps: int, identities: int, images: int
         "schedule": {"kind": "cosine", "warmup_steps": max(1, steps // 20)},
         "train": {"steps": steps, "log_every": max(1, steps // 20), "checkpoint_every": steps},
     })
-    trainer = Trainer(cfg, resume=False, overwrite=True)  # the demo regenerates its run each time
+    trainer = Trainer(cfg, resume=False, overwrite=True, log=log)  # the demo regenerates its run each time
     log(f"evaluating the untrained model on {bin_path.name}")
     before = evaluate_bin(trainer.model.eval(), bin_path, batch_size=128)
     log(f"before training: {100 * before.accuracy:.2f}% ± {100 * before.std:.2f}")
@@ -160,7 +158,8 @@ Training took {r['train_seconds']:.0f} s ({r['total_seconds']:.0f} s in all).
 """
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run ``massface demo``; returns the exit status (0)."""
     ap = argparse.ArgumentParser(prog="massface demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="demo-output", help="report directory (default: demo-output)")
@@ -179,6 +178,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="SynthFaces side and network input, a multiple of 16 (48 keeps the demo within minutes on "
                          "2 CPU cores: MobileFaceNet trains at ~8 img/s at 112 px there, ~60 img/s at 48 px)")
     args = ap.parse_args(argv)
+    from massface.training.callbacks import log_to_stderr
+
+    log_to_stderr()
     out = Path(args.out)
     r = run_demo(out, Path(args.cache), steps=args.steps, identities=args.identities, images=args.images,
                  pairs_per_fold=args.pairs_per_fold, p=args.p, k=args.k, embedding_size=args.embedding_size,

@@ -27,6 +27,8 @@ __all__ = [
     "rank",
     "gather_with_grad",
     "gather_labels",
+    "any_rank",
+    "min_over_ranks",
     "barrier",
     "broadcast_object",
 ]
@@ -43,6 +45,7 @@ class DistEnv:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0 (the one that writes files and logs)."""
         return self.rank == 0
 
 
@@ -74,3 +77,21 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 def gather_labels(labels: torch.Tensor) -> torch.Tensor:
     """All ranks' labels concatenated in rank order (no gradient; equal sizes as in :func:`gather_with_grad`)."""
     return collectives.all_gather_rows(labels, sizes=[labels.shape[0]] * world_size())
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Returns True on every rank when ``flag`` is true on any rank (``flag`` itself without a process group)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def min_over_ranks(value: int, device: torch.device) -> int:
+    """Returns the smallest ``value`` over all ranks (``value`` itself without a process group)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())

@@ -1,0 +1,412 @@
+"""Everything a :class:`~massface.training.config.Config` names, one factory per part.
+
+Read in the order the trainer calls them: :func:`build_dataset` → :func:`build_sampler` / :func:`build_loader`
+→ :func:`build_model` → :func:`build_head` → :func:`build_miner` → :data:`MINING_MODES` (the metric loss and
+the batch source of ``mining.mode``) → :func:`build_criterion` → :class:`Objective` → :func:`build_param_groups`
+→ :func:`build_optimizer` → :func:`~massface.training.schedules.build_scheduler`.
+
+Every factory passes every key of its config section explicitly; the config is the one source of defaults
+(``None`` where a key means "the component's own default", e.g. ``loss.head.s``). Backbone and head options
+are checked against their constructor's signature first, so a key the chosen component does not take is a
+:class:`~massface.training.config.ConfigError` naming that key instead of a silent no-op.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from massface.losses import (
+    AdaFace,
+    ArcFace,
+    CombinedMargin,
+    CosFace,
+    CurricularFace,
+    JointLoss,
+    MagFace,
+    NormFace,
+    Softmax,
+    SphereFace,
+    SubCenterArcFace,
+    TripletLoss,
+)
+from massface.sampling import PKSampler
+from massface.serialization import CheckpointError, load_backbone_weights
+from massface.training import distributed as mfdist
+from massface.training.batch_sources import (
+    BatchSource,
+    LoaderStream,
+    OfflineSource,
+    OnlineSource,
+    Placement,
+    SemiOnlineSource,
+)
+from massface.training.config import Config, ConfigError
+from massface.training.schedules import build_scheduler
+
+__all__ = [
+    "HEADS",
+    "MINING_MODES",
+    "MiningMode",
+    "SourceInputs",
+    "LabelledDataset",
+    "GlobalTripletLoss",
+    "Objective",
+    "build_dataset",
+    "build_embedding_dataset",
+    "build_sampler",
+    "build_loader",
+    "build_model",
+    "build_head",
+    "build_miner",
+    "build_triplet_loss",
+    "build_criterion",
+    "build_param_groups",
+    "build_optimizer",
+    "build_scheduler",
+]
+
+#: ``loss.head.name`` → head class: the one table of heads the trainer knows
+HEADS: dict[str, type[nn.Module]] = {
+    "softmax": Softmax,
+    "normface": NormFace,
+    "sphereface": SphereFace,
+    "cosface": CosFace,
+    "arcface": ArcFace,
+    "combined": CombinedMargin,
+    "curricularface": CurricularFace,
+    "adaface": AdaFace,
+    "subcenter_arcface": SubCenterArcFace,
+    "magface": MagFace,
+}
+
+
+@functools.cache
+def _options_of(cls: type) -> frozenset[str]:
+    """The keyword options ``cls.__init__`` takes besides the sizes every head/backbone gets (read once per class)."""
+    params = inspect.signature(cls.__init__).parameters
+    return frozenset(name for name, p in params.items()
+                     if name not in ("self", "embedding_size", "num_classes", "blocks")
+                     and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def _check_options(section: str, what: str, cls: type, options: dict[str, Any]) -> None:
+    """ConfigError naming ``section.key`` for the first option ``cls`` does not take."""
+    accepted = _options_of(cls)
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(f"{section}.{key}: {what} ({cls.__name__}) takes no option {key!r}; it takes "
+                              f"{sorted(accepted)}")
+
+
+# ---------------------------------------------------------------------------------------------- data
+class LabelledDataset(Dataset):
+    """A dataset of ``(RGB uint8 image, label)`` seen through a transform, with labels remapped to 0..C-1."""
+
+    def __init__(self, base: Any, transform: Any) -> None:
+        self.base = base
+        self.transform = transform
+        raw = np.asarray(base.labels, dtype=np.int64)
+        self.classes, self.labels = np.unique(raw, return_inverse=True)
+        self.labels = self.labels.astype(np.int64)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of distinct identities."""
+        return int(self.classes.size)
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, _ = self.base[index]
+        return self.transform(image), int(self.labels[index])
+
+
+def build_dataset(cfg: Config) -> LabelledDataset:
+    """Returns the training set named by ``cfg.data`` (format, path, reader limits) seen through its augmentation."""
+    from massface.data.transforms import build_eval_transform, build_train_transform
+
+    d = cfg.data
+    if d.format == "synthetic":
+        from massface.data.synthetic import SynthFaces
+
+        base = SynthFaces(d.synthetic_identities, d.synthetic_images_per_identity, seed=cfg.seed,
+                          difficulty=d.synthetic_difficulty, image_size=d.synthetic_image_size)
+    else:
+        path = Path(d.path or "")
+        if not path.exists():
+            raise ConfigError(f"data.path: {path} does not exist")
+        from massface.data import open_dataset
+
+        base = open_dataset(path, d.format, image_root=d.data_root, max_pixels=d.max_pixels)
+    if d.transform == "none":
+        transform = build_eval_transform()
+    else:
+        transform = build_train_transform(d.transform, seed=cfg.seed)
+    return LabelledDataset(base, transform)
+
+
+def build_embedding_dataset(dataset: Dataset) -> Dataset:
+    """Returns the training images without augmentation (same items, same labels) for offline mining's
+    embedding passes; a dataset that is not a :class:`LabelledDataset` is returned as it is."""
+    if isinstance(dataset, LabelledDataset) or hasattr(dataset, "base"):
+        from massface.data.transforms import build_eval_transform
+
+        return LabelledDataset(dataset.base, build_eval_transform())
+    return dataset
+
+
+def build_sampler(cfg: Config, labels: Any, world_size: int = 1, rank: int = 0) -> PKSampler:
+    """Returns this rank's P×K batch sampler over ``labels`` (``data.p/k/small/min_images``, ``seed``).
+
+    Under ``semi_online`` one sampler batch is a whole pool: ``mining.scale`` × P identities × K images.
+    """
+    d = cfg.data
+    pool_p = d.p * (cfg.mining.scale if cfg.mining.mode == "semi_online" else 1)
+    return PKSampler(labels, pool_p, d.k, small=d.small, min_images=d.min_images, seed=cfg.seed,
+                     num_replicas=world_size, rank=rank)
+
+
+def build_loader(cfg: Config, dataset: Dataset, sampler: PKSampler, device: torch.device) -> DataLoader:
+    """Returns the DataLoader of ``sampler``'s batches (``data.workers`` processes, pinned memory on CUDA)."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
+                      pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+# ---------------------------------------------------------------------------------------------- modules
+def build_model(cfg: Config) -> nn.Module:
+    """Returns the backbone of ``cfg.model`` (every option passed: ``embedding_size``, ``fc_bn``, ``dropout``,
+    ``input_size``), started from ``model.init_checkpoint`` when set; on the CPU, in train mode."""
+    from massface.backbones import build_backbone
+    from massface.backbones.registry import get_spec
+
+    m = cfg.model
+    try:
+        family = get_spec(m.backbone).family
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model.backbone: {err}") from None
+    options = {"fc_bn": m.fc_bn, "dropout": m.dropout, "input_size": m.input_size}
+    _check_options("model", f"backbone {m.backbone!r}", family, options)
+    try:
+        model = build_backbone(m.backbone, m.embedding_size, **options)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from err
+    if m.init_checkpoint:
+        try:
+            load_backbone_weights(model, m.init_checkpoint)
+        except CheckpointError as err:
+            raise CheckpointError(m.init_checkpoint, f"(model.init_checkpoint) {err.reason}") from None
+    return model
+
+
+def build_head(cfg: Config, embedding_size: int, num_classes: int) -> nn.Module | None:
+    """Returns the classification head ``loss.head.name`` over ``num_classes`` identities, or None when unset.
+
+    ``loss.head.s`` and ``loss.head.m`` are passed when set; ``None`` leaves the head's own default (e.g.
+    SphereFace's ``s=None``, CosFace's ``m=0.35``). A key the head does not take is a ConfigError naming it.
+    """
+    h = cfg.loss.head
+    if not h.name:
+        return None
+    if h.name not in HEADS:
+        raise ConfigError(f"loss.head.name: {h.name!r} is not one of {sorted(HEADS)}")
+    cls = HEADS[h.name]
+    options = {key: value for key, value in (("s", h.s), ("m", h.m)) if value is not None}
+    _check_options("loss.head", f"head {h.name!r}", cls, options)
+    try:
+        return cls(embedding_size, num_classes, **options)
+    except ValueError as err:
+        raise ConfigError(f"loss.head ({h.name}): {err}") from err
+
+
+def build_miner(cfg: Config) -> nn.Module:
+    """Returns the triplet miner ``loss.triplet.miner`` with the triplet section's ``margin``, ``distance`` and
+    ``max_triplets`` (and ``seed`` for the random miner)."""
+    from massface.mining import PRESETS
+
+    t = cfg.loss.triplet
+    kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets}
+    if t.miner == "random":
+        kwargs["seed"] = cfg.seed
+    try:
+        return PRESETS[t.miner](**kwargs)
+    except ValueError as err:
+        raise ConfigError(f"loss.triplet ({t.miner} miner): {err}") from err
+
+
+def build_triplet_loss(cfg: Config) -> TripletLoss:
+    """Returns the triplet loss of ``loss.triplet`` (``margin``, ``soft``, ``distance``, ``reduction``)."""
+    t = cfg.loss.triplet
+    return TripletLoss(margin=t.margin, soft=t.soft, distance=t.distance, reduction=t.reduction)
+
+
+class GlobalTripletLoss(nn.Module):
+    """Triplet loss over the batch of all ranks: gather embeddings (with gradient) and labels, mine, score.
+
+    Every rank computes the same value; with DDP's gradient averaging the parameters receive exactly the
+    gradient of the global-batch loss (see :mod:`massface.training.distributed`). With ``miner=None`` the
+    loss mines by itself (a :class:`~massface.mining.CrossBatchMemory`). Triplets given as
+    ``indices_tuple`` (semi-online and offline batches) index this rank's batch: no gather, no mining.
+    """
+
+    def __init__(self, miner: nn.Module | None, loss: nn.Module, gather: bool = True) -> None:
+        super().__init__()
+        self.miner, self.loss, self.gather = miner, loss, gather
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: Any = None, ref_emb: Any = None,
+                ref_labels: Any = None) -> torch.Tensor:
+        """Returns the (scalar) triplet loss of the step."""
+        if indices_tuple is not None:
+            return self.loss(embeddings, labels, indices_tuple)
+        if self.gather:
+            embeddings, labels = mfdist.gather_with_grad(embeddings), mfdist.gather_labels(labels)
+        if self.miner is None:
+            return self.loss(embeddings, labels)
+        return self.loss(embeddings, labels, self.miner(embeddings, labels))
+
+
+# ---------------------------------------------------------------------------------------------- mining modes
+@dataclass
+class SourceInputs:
+    """What a batch source may need, built by the trainer before it (each source takes only its own)."""
+
+    cfg: Config
+    stream: LoaderStream
+    placement: Placement
+    model: nn.Module
+    miner: nn.Module | None
+    memory: nn.Module | None
+    dataset: Dataset
+    env: mfdist.DistEnv
+    step: Callable[[], int]
+    log: Callable[[str], None]
+
+
+def _batch_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, None]:
+    """online: the loss mines the (gathered) batch."""
+    return GlobalTripletLoss(miner, build_triplet_loss(cfg), gather=cfg.loss.triplet.global_mining), None
+
+
+def _memory_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, nn.Module]:
+    """xbm: the loss mines the (gathered) batch against a cross-batch memory of recent embeddings."""
+    from massface.mining import CrossBatchMemory
+
+    memory = CrossBatchMemory(build_triplet_loss(cfg), miner, cfg.mining.memory_size, embedding_size,
+                              start_after=cfg.mining.memory_start)
+    return GlobalTripletLoss(None, memory, gather=cfg.loss.triplet.global_mining), memory
+
+
+def _online_source(i: SourceInputs) -> BatchSource:
+    return OnlineSource(i.stream, miner=i.miner, memory=i.memory)
+
+
+def _semi_online_source(i: SourceInputs) -> BatchSource:
+    from massface.mining import TripletPoolBuilder
+
+    cfg, m = i.cfg, i.cfg.mining
+    pools = TripletPoolBuilder(i.miner, cfg.data.p * cfg.data.k, bn=m.pool_bn, max_batches=m.max_batches_per_pool,
+                            seed=cfg.seed + i.env.rank)
+    return SemiOnlineSource(i.stream, pools, i.model, i.placement)
+
+
+def _offline_source(i: SourceInputs) -> BatchSource:
+    from massface.mining import IndexConfig, OfflineTripletSearch
+
+    cfg, m = i.cfg, i.cfg.mining
+    index = IndexConfig(kind=m.index, nprobe=m.nprobe, nlist=m.nlist, hnsw_m=m.hnsw_m, ef_search=m.ef_search)
+    offline = OfflineTripletSearch(i.miner, neighbours=m.neighbours, index=index, seed=cfg.seed)
+    return OfflineSource(offline, i.model, i.dataset, build_embedding_dataset(i.dataset), device=i.placement.device,
+                         triplets_per_batch=cfg.data.p * cfg.data.k // 3, refresh_every=m.refresh_every,
+                         subset=m.subset, embed_batch_size=m.embed_batch_size, workers=cfg.data.workers,
+                         seed=cfg.seed, step=i.step, log=i.log, rank=i.env.rank, world_size=i.env.world_size)
+
+
+class MiningMode(NamedTuple):
+    """One ``mining.mode``: how its metric loss gets triplets, and where its batches come from.
+
+    ``metric(cfg, miner, embedding_size)`` returns ``(metric loss, cross-batch memory or None)``;
+    ``source(inputs)`` returns the :class:`~massface.training.batch_sources.BatchSource`.
+    """
+
+    metric: Callable[[Config, nn.Module, int], tuple[nn.Module, nn.Module | None]]
+    source: Callable[[SourceInputs], BatchSource]
+
+
+#: ``mining.mode`` → (metric loss, batch source): the one place a mode is chosen. semi_online and offline
+#: sources select the triplets themselves, so their loss only scores them (``GlobalTripletLoss`` given indices).
+MINING_MODES: dict[str, MiningMode] = {
+    "online": MiningMode(_batch_mined, _online_source),
+    "xbm": MiningMode(_memory_mined, _online_source),
+    "semi_online": MiningMode(_batch_mined, _semi_online_source),
+    "offline": MiningMode(_batch_mined, _offline_source),
+}
+
+
+def build_criterion(cfg: Config, metric: nn.Module | None, head: nn.Module | None) -> JointLoss:
+    """Returns ``loss.triplet.weight`` · metric + ``loss.head.weight`` · head loss."""
+    return JointLoss(metric, head, metric_weight=cfg.loss.triplet.weight, head_weight=cfg.loss.head.weight)
+
+
+class Objective(nn.Module):
+    """Backbone + head + loss in one module, so that DDP wraps (and synchronises) all trainable parts."""
+
+    def __init__(self, backbone: nn.Module, criterion: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.criterion = backbone, criterion  # the head, if any, is criterion.head
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, head_only: bool = False, indices: Any = None) -> torch.Tensor:
+        """Returns the step's loss; NaN when any embedding is not finite, so that ``train.on_nan`` sees a broken
+        forward pass even when the miners leave the bad rows out and the loss itself stays finite."""
+        if head_only:  # classification pre-training of the head alone: the backbone is frozen
+            with torch.no_grad():
+                emb = self.backbone(x).detach().float()
+            loss = self.criterion.head.loss(emb, y)
+        else:
+            emb = self.backbone(x).float()
+            loss = self.criterion(emb, y, indices)
+        finite = torch.isfinite(emb.detach()).all()  # no host sync: the trainer reads the loss once anyway
+        return torch.where(finite, loss, torch.full_like(loss, float("nan")))
+
+
+# ---------------------------------------------------------------------------------------------- optimisation
+def build_param_groups(cfg: Config, model: nn.Module, head: nn.Module | None = None) -> list[dict]:
+    """Returns the optimizer's parameter groups: the backbone at ``optim.lr``, the head at ``optim.lr`` ×
+    ``loss.head.lr_scale``; each split into weights (``optim.weight_decay``) and, with
+    ``optim.no_decay_bn_bias``, 1-D tensors (BatchNorm/PReLU weights, biases) without weight decay."""
+    o = cfg.optim
+    modules = [(model, 1.0)] + ([(head, cfg.loss.head.lr_scale)] if head is not None else [])
+    groups = []
+    for module, lr_scale in modules:
+        decay, plain = [], []
+        for p in module.parameters():
+            if not p.requires_grad:
+                continue
+            (plain if o.no_decay_bn_bias and p.ndim <= 1 else decay).append(p)
+        if decay:
+            groups.append({"params": decay, "weight_decay": o.weight_decay, "lr": o.lr * lr_scale})
+        if plain:
+            groups.append({"params": plain, "weight_decay": 0.0, "lr": o.lr * lr_scale})
+    return groups
+
+
+def build_optimizer(cfg: Config, groups: list[dict]) -> torch.optim.Optimizer:
+    """Returns the optimizer ``optim.name`` over ``groups``: SGD takes ``momentum``; Adam and AdamW take
+    ``betas`` and ``eps``; Adagrad takes ``eps`` (weight decay and lr are per group)."""
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    if o.name == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    return torch.optim.Adagrad(groups, lr=o.lr, eps=o.eps)

@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from massface._checks import check_int, check_real
+
 Activation = Literal["prelu", "relu", "none"]
 HeadBN = Literal["affine", "fixed_gamma", "no_affine", "none"]
 
@@ -171,16 +173,12 @@ class FlattenHead(nn.Module):
 
 def check_dropout(dropout: float) -> float:
     """Validate a dropout probability (the output-layer option of every backbone)."""
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-    return float(dropout)
+    return check_real("dropout", dropout, "a backbone", low=0.0, high=1.0, high_open=True)
 
 
 def check_embedding_size(embedding_size: int) -> int:
     """Validate the embedding width D."""
-    if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
-        raise ValueError(f"embedding_size must be a positive int; got {embedding_size!r}")
-    return embedding_size
+    return check_int("embedding_size", embedding_size, "a backbone")
 
 
 def kaiming_init(module: nn.Module) -> None:

@@ -9,19 +9,33 @@ broke at batch > 1).  ``onnx`` / ``onnxruntime`` are imported only when these fu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from massface._torch import eval_mode
 from massface.serialization import load_backbone_weights  # the one weight loader, re-exported here
+
+
+@contextlib.contextmanager
+def _on_cpu(model: nn.Module) -> Iterator[None]:
+    """Run the block with ``model`` on the CPU (exporters and onnxruntime compare there), then move it back."""
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    model.cpu()
+    try:
+        yield
+    finally:
+        model.to(device)
 
 
 def _input_size(model: nn.Module, input_size: int | None) -> int:
@@ -49,33 +63,27 @@ def export_onnx(
         raise FileNotFoundError(f"export_onnx: directory {out.parent} does not exist")
     size = _input_size(model, input_size)
     first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    if device.type == "meta":
+    if first is not None and first.device.type == "meta":
         raise ValueError("export_onnx: the model lives on the meta device (no weights); build it on a real device")
-    was_training = model.training
-    model.eval().cpu()
     dummy = torch.zeros(1, 3, size, size)
     axes = {"data": {0: "batch"}, "embedding": {0: "batch"}} if dynamic_batch else None
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of torch.export + onnxscript (an extra
-            # dependency); it still writes opset-17 graphs and is what the tests check, so its deprecation
-            # notices are silenced here.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx.*")
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-            torch.onnx.export(
-                model,
-                (dummy,),
-                str(out),
-                input_names=["data"],
-                output_names=["embedding"],
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-    finally:
-        model.to(device).train(was_training)
+    with _on_cpu(model), eval_mode(model, no_grad=False), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of torch.export + onnxscript (an extra
+        # dependency); it still writes opset-17 graphs and is what the tests check, so its deprecation
+        # notices are silenced here.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx.*")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(out),
+            input_names=["data"],
+            output_names=["embedding"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return out
 
 
@@ -100,23 +108,16 @@ def onnx_max_abs_diff(
     size = _input_size(model, input_size)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval().cpu()
     diffs: dict[int, float] = {}
-    try:
+    with _on_cpu(model), eval_mode(model):
         for batch in batch_sizes:
             x = torch.randn(batch, 3, size, size, generator=generator)
-            with torch.no_grad():
-                ref = model(x).numpy()
+            ref = model(x).numpy()
             (got,) = session.run(["embedding"], {"data": x.numpy()})
             if got.shape != ref.shape:
                 raise AssertionError(f"ONNX output shape {got.shape} != torch {ref.shape} at batch {batch}")
             scale = max(1.0, float(abs(ref).max())) if relative else 1.0
             diffs[batch] = float(abs(got - ref).max()) / scale
-    finally:
-        model.to(device).train(was_training)
     return diffs
 
 

@@ -25,6 +25,8 @@ from typing import TypedDict
 import torch
 from torch import nn
 
+from massface._checks import check_int
+
 __all__ = ["Profile", "count_macs", "profile"]
 
 
@@ -63,8 +65,7 @@ def profile(model: nn.Module, input_size: int = 112) -> Profile:
     ``params`` counts every parameter (frozen ones too, e.g. insightface's fixed BN gamma); ``macs`` follows
     the conv + linear convention of the module docstring; ``size_mb`` is fp32 MiB of the state dict.
     """
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-        raise ValueError(f"input_size must be a positive int; got {input_size!r}")
+    check_int("input_size", input_size, "profile")
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from massface._checks import check_real
 from massface._stats import LazyStats
-from massface.mining._checks import check_real
 
 __all__ = ["JointLoss"]
 

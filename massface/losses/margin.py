@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from massface._checks import check_int, check_real
 from massface._deprecation import deprecated_names
 from massface.distances import compute_dtype
 from massface.losses._numerics import connected_zero
-from massface.mining._checks import check_int, check_real
 
 __all__ = [
     "ClassifierHead",

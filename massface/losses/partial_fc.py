@@ -17,9 +17,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from massface import distributed as mfdist
+from massface._checks import check_real
 from massface.losses._numerics import connected_zero
 from massface.losses.margin import MarginHead, feature_norms
-from massface.mining._checks import check_real
 
 __all__ = ["PartialFC"]
 

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 
+from massface._checks import check_real
 from massface._stats import LazyStats
 from massface.distances import DistanceLike, compute_dtype, is_same_tensor, resolve_distance
 from massface.losses._numerics import connected_zero
-from massface.mining._checks import check_real
 from massface.mining.miners import DEFAULT_MARGIN, BatchAllMiner, TripletMiner, check_batch
 
 __all__ = ["TripletLoss", "pairs_to_triplets"]

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from massface._checks import check_int
 from massface._deprecation import warn_renamed
-from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 
 __all__ = ["CrossBatchMemory"]

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from pytorch_metric_learning.miners import BaseMiner
 
+from massface._checks import check_int, check_real
 from massface.distances import DistanceLike, compute_dtype, dissimilarity_matrix, is_same_tensor, resolve_distance
-from massface.mining._checks import check_int, check_real
 from massface.mining.strategies import (
     LabelPairs,
     NegativeFallback,

@@ -36,11 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from massface import distributed as mfdist
+from massface._checks import check_int
 from massface._deprecation import deprecated_names, warn_renamed
 from massface._progress import progress_bar
 from massface._torch import eval_mode
 from massface.distances import CosineSimilarity, EuclideanDistance, SquaredEuclideanDistance
-from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.strategies import LabelPairs, Triplets, uniform_subset
 

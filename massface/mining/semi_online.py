@@ -28,9 +28,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from massface._checks import check_int
 from massface._deprecation import deprecated_names, warn_renamed
 from massface._torch import eval_mode
-from massface.mining._checks import check_int
 from massface.mining.miners import TripletMiner, check_batch
 from massface.mining.triplet_batches import TripletBatch, pack_triplets
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from massface.mining._checks import check_int
+from massface._checks import check_int
 
 __all__ = ["TripletBatch", "pack_triplets", "TripletBatchDataset", "collate_images"]
 

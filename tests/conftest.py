@@ -30,3 +30,15 @@ def nan_on_call():
         return calls
 
     return poison
+
+
+@pytest.fixture
+def batch():
+    """``batch(n=12, d=6, classes=3, seed=0)``: ``n`` seeded Gaussian embeddings of size ``d`` and labels
+    ``arange(n) % classes`` (the convention tests' batch; tests/losses/conftest.py has its own)."""
+
+    def make(n: int = 12, d: int = 6, classes: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(n, d, generator=g), torch.arange(n) % classes
+
+    return make

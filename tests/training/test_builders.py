@@ -1,0 +1,379 @@
+"""Every config key takes effect: each section is built with NON-default values and the built objects carry them.
+
+Each test below names the keys it covers (``@covers``); :func:`test_every_config_key_is_covered` walks every
+dataclass field of :class:`Config` and fails for a key no test covers — a new key that does nothing (the next
+``model.fc_bn``) cannot slip in unnoticed."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from massface.training import builders
+from massface.training.config import Config, ConfigError, config_from_dict
+from massface.training.trainer import Trainer
+
+COVERED: set[str] = set()
+
+
+
+QUIET = dict(log=lambda message: None)
+
+
+
+def covers(*keys: str):
+    """Register the dotted config keys a test checks."""
+    COVERED.update(keys)
+    return lambda fn: fn
+
+
+
+def _leaf_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += _leaf_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+
+def _default(key: str):
+    node = Config()
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+
+def config(out: Path, **keys) -> Config:
+    """A tiny runnable config with ``keys`` (dotted, ``__`` for ``.``) set; each must differ from its default."""
+    data: dict = {
+        "seed": 3, "output_dir": str(out),
+        "data": {"format": "synthetic", "synthetic_identities": 12, "synthetic_images_per_identity": 4,
+                 "p": 4, "k": 2, "workers": 0, "transform": "none", "synthetic_image_size": 32},
+        "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
+        "loss": {"head": {"name": "cosface"}},
+        "train": {"steps": 4, "log_every": 1, "checkpoint_every": 100},
+    }
+    for dotted, value in keys.items():
+        key = dotted.replace("__", ".")
+        if key not in ("output_dir",):
+            assert value != _default(key), f"{key}: {value!r} is the default; the test must use another value"
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return config_from_dict(data)
+
+
+
+# ---------------------------------------------------------------------------------------------- top level, data
+@covers("seed", "output_dir", "data.p", "data.k", "data.small", "data.min_images", "data.workers",
+        "data.synthetic_identities", "data.synthetic_images_per_identity", "data.synthetic_difficulty",
+        "data.synthetic_image_size", "data.transform")
+def test_data_and_sampler_carry_their_keys(tmp_path):
+    from massface.data.transforms import build_train_transform
+
+    cfg = config(tmp_path / "run", seed=7, output_dir=str(tmp_path / "run"), data__p=3, data__k=3,
+                 data__small="take_all", data__min_images=3, data__workers=1, data__synthetic_identities=10,
+                 data__synthetic_images_per_identity=5, data__synthetic_difficulty=0.25,
+                 data__synthetic_image_size=48, data__transform="light", model__input_size=48)
+    trainer = Trainer(cfg, **QUIET)
+    s = trainer.sampler
+    assert (s.p, s.k, s.small, s.min_images, s.seed) == (3, 3, "take_all", 3, 7)
+    assert trainer.loader.num_workers == 1
+    base = trainer.dataset.base
+    assert (base.num_identities, base.images_per_identity, base.difficulty, base.image_size, base.seed) == (
+        10, 5, 0.25, 48, 7)
+    assert repr(trainer.dataset.transform.compose) == repr(build_train_transform("light", seed=7).compose)
+    assert repr(trainer.dataset.transform.compose) != repr(build_train_transform("default", seed=7).compose)
+    assert trainer.out == tmp_path / "run" and trainer.ckpt.directory == tmp_path / "run" / "checkpoints"
+
+
+
+@covers("data.format", "data.path", "data.data_root", "data.max_pixels")
+def test_data_format_path_root_and_max_pixels_reach_the_reader(tmp_path):
+    from massface.data.folder import write_folder
+    from massface.data.tfrecord import write_tfrecords
+
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    samples = [(images[i], i // 2) for i in range(8)]
+    write_folder(tmp_path / "faces", samples)
+    cfg = config(tmp_path / "a", data__format="folder", data__path=str(tmp_path / "faces"), data__max_pixels=5000)
+    base = builders.build_dataset(cfg).base
+    assert type(base).__name__ == "FolderDataset" and Path(base.root) == tmp_path / "faces"
+    assert base.max_pixels == 5000
+    index = write_tfrecords(tmp_path / "tf", samples)
+    cfg = config(tmp_path / "b", data__format="tfrecord", data__path=str(index), data__data_root=str(tmp_path / "tf"))
+    base = builders.build_dataset(cfg).base
+    assert type(base).__name__ == "TFRecordIndexDataset" and len(base) == 8
+    assert str(tmp_path / "tf") in {str(v) for v in vars(base).values() if isinstance(v, (str, Path))}
+
+
+
+# ---------------------------------------------------------------------------------------------- model
+@covers("model.backbone", "model.embedding_size", "model.fc_bn", "model.dropout", "model.input_size")
+def test_backbone_carries_every_model_option(tmp_path):
+    model = builders.build_model(config(tmp_path, model__embedding_size=24, model__fc_bn=False, model__dropout=0.3,
+                                        model__input_size=48))
+    assert model.embedding_size == 24 and model.input_size == 48
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in model.modules()), "model.fc_bn: false removes the BN"
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.3]
+    with_bn = builders.build_model(config(tmp_path, model__embedding_size=24))
+    assert any(isinstance(m, nn.BatchNorm1d) for m in with_bn.modules()), "the default keeps it"
+    assert model(torch.zeros(2, 3, 48, 48)).shape == (2, 24)
+    other = builders.build_model(config(tmp_path, model__backbone="ghostnet"))
+    assert type(other).__name__ == "GhostNet"
+
+
+
+@covers("model.init_checkpoint", "model.channels_last")
+def test_init_checkpoint_and_channels_last(tmp_path):
+    source = builders.build_model(config(tmp_path / "x"))
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1.0)
+    torch.save(source.state_dict(), tmp_path / "stage1.pt")
+    cfg = config(tmp_path / "run", model__init_checkpoint=str(tmp_path / "stage1.pt"), model__channels_last=True)
+    trainer = Trainer(cfg, **QUIET)
+    for (name, a), b in zip(source.state_dict().items(), trainer.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    conv = next(m for m in trainer.model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and trainer.placement.channels_last
+    x = trainer.placement.images(torch.zeros(2, 3, 32, 32))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+
+
+
+def test_model_options_the_backbone_does_not_take_are_config_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(builders, "_options_of", lambda cls: frozenset({"dropout"}))  # a backbone without them
+    with pytest.raises(ConfigError, match=r"model\.(fc_bn|input_size): backbone 'mobilefacenet'"):
+        builders.build_model(config(tmp_path))
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="model.backbone"):
+        builders.build_model(config(tmp_path, model__backbone="resnet9000"))
+
+
+
+# ---------------------------------------------------------------------------------------------- loss
+@covers("loss.head.name", "loss.head.s", "loss.head.m", "loss.head.weight", "loss.head.lr_scale",
+        "loss.triplet.enabled", "loss.triplet.weight")
+def test_head_and_loss_weights(tmp_path):
+    trainer = Trainer(config(tmp_path / "a", loss__head__name="arcface", loss__head__s=30.0, loss__head__m=0.3,
+                             loss__head__weight=0.7, loss__head__lr_scale=0.5, loss__triplet__weight=0.2,
+                             optim__lr=0.02), **QUIET)
+    head = trainer.head
+    assert type(head).__name__ == "ArcFace" and head.s == 30.0 and head.m2 == pytest.approx(0.3)
+    assert trainer.criterion.head_weight == 0.7 and trainer.criterion.metric_weight == 0.2
+    head_params = {id(p) for p in head.parameters()}
+    head_lrs = {g["initial_lr"] for g in trainer.optimizer.param_groups if id(g["params"][0]) in head_params}
+    assert len(head_lrs) == 1 and head_lrs.pop() == pytest.approx(0.01)
+    off = Trainer(config(tmp_path / "b", loss__triplet__enabled=False), **QUIET)
+    assert off.miner is None and off.criterion.metric is None
+
+
+
+def test_head_scale_none_reaches_the_heads_own_default(tmp_path):
+    sphere = builders.build_head(config(tmp_path, loss__head__name="sphereface"), 8, 4)
+    assert sphere.s is None, "loss.head.s unset: SphereFace scales by the feature norm"
+    assert builders.build_head(config(tmp_path, loss__head__name="cosface"), 8, 4).s == 64.0
+    with pytest.raises(ConfigError, match="loss.head.s: head 'softmax'"):
+        builders.build_head(config(tmp_path, loss__head__name="softmax", loss__head__s=10.0), 8, 4)
+    with pytest.raises(ConfigError, match="loss.head.m: head 'normface'"):
+        builders.build_head(config(tmp_path, loss__head__name="normface", loss__head__m=0.2), 8, 4)
+
+
+
+@covers("loss.head.pretrain_steps")
+def test_head_pretraining_freezes_the_backbone(tmp_path):
+    trainer = Trainer(config(tmp_path, loss__head__pretrain_steps=2, train__steps=3), **QUIET)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    head_before = trainer.head.weight.detach().clone()
+    trainer.fit(until=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert not torch.equal(head_before, trainer.head.weight)
+    assert all("loss_metric" not in h for h in trainer.history)
+
+
+
+@covers("loss.triplet.margin", "loss.triplet.miner", "loss.triplet.distance", "loss.triplet.soft",
+        "loss.triplet.reduction", "loss.triplet.global_mining", "loss.triplet.max_triplets")
+def test_miner_and_triplet_loss(tmp_path):
+    trainer = Trainer(config(tmp_path, loss__triplet__margin=0.4, loss__triplet__miner="hardest",
+                             loss__triplet__distance="cosine", loss__triplet__soft=True,
+                             loss__triplet__reduction="sum", loss__triplet__global_mining=False,
+                             loss__triplet__max_triplets=5), **QUIET)
+    miner, metric = trainer.miner, trainer.criterion.metric
+    assert type(miner).__name__ == "BatchHardestMiner" and miner.margin == 0.4 and miner.max_triplets == 5
+    assert type(miner.distance).__name__ == "CosineSimilarity"
+    loss = metric.loss
+    assert (loss.margin, loss.soft, loss.reduction) == (0.4, True, "sum")
+    assert type(loss.distance).__name__ == "CosineSimilarity"
+    assert metric.gather is False and metric.miner is miner
+
+
+
+# ---------------------------------------------------------------------------------------------- mining modes
+@covers("mining.mode", "mining.memory_size", "mining.memory_start")
+def test_xbm_mode(tmp_path):
+    from massface.training.batch_sources import OnlineSource
+
+    trainer = Trainer(config(tmp_path, mining__mode="xbm", mining__memory_size=16, mining__memory_start=2), **QUIET)
+    memory = trainer.memory
+    assert memory is trainer.criterion.metric.loss and memory.miner is trainer.miner
+    assert (memory.memory_size, memory.start_after) == (16, 2)
+    assert isinstance(trainer.batch_source, OnlineSource) and trainer.batch_source.memory is memory
+
+
+
+@covers("mining.scale", "mining.pool_bn", "mining.max_batches_per_pool")
+def test_semi_online_mode(tmp_path):
+    from massface.training.batch_sources import SemiOnlineSource
+
+    trainer = Trainer(config(tmp_path, mining__mode="semi_online", mining__scale=2, mining__pool_bn="train",
+                             mining__max_batches_per_pool=2), **QUIET)
+    source = trainer.batch_source
+    assert isinstance(source, SemiOnlineSource) and trainer.sampler.p == 2 * 4
+    assert (source.pools.bn, source.pools.max_batches, source.pools.batch_size) == ("train", 2, 4 * 2)
+    assert source.model is trainer.model and source.pools.miner is trainer.miner
+
+
+
+@covers("mining.refresh_every", "mining.subset", "mining.index", "mining.neighbours", "mining.nprobe",
+        "mining.nlist", "mining.hnsw_m", "mining.ef_search", "mining.embed_batch_size")
+def test_offline_mode(tmp_path):
+    from massface.training.batch_sources import OfflineSource
+
+    trainer = Trainer(config(tmp_path, mining__mode="offline", mining__refresh_every=3, mining__subset=20,
+                             mining__index="ivf", mining__neighbours=8, mining__nprobe=4, mining__nlist=5,
+                             mining__hnsw_m=7, mining__ef_search=11, mining__embed_batch_size=16), **QUIET)
+    source = trainer.batch_source
+    assert isinstance(source, OfflineSource) and source.model is trainer.model
+    assert (source.refresh_every, source.subset, source.embed_batch_size) == (3, 20, 16)
+    index = source.offline.index_config
+    assert (index.kind, index.nprobe, index.nlist, index.hnsw_m, index.ef_search) == ("ivf", 4, 5, 7, 11)
+    assert source.offline.neighbours == 8 and source.offline.miner is trainer.miner
+
+
+
+# ---------------------------------------------------------------------------------------------- optimisation
+@covers("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay", "optim.no_decay_bn_bias")
+def test_sgd(tmp_path):
+    trainer = Trainer(config(tmp_path, optim__lr=0.02, optim__momentum=0.5, optim__weight_decay=1e-3,
+                             optim__no_decay_bn_bias=False, schedule__kind="constant"), **QUIET)
+    groups = trainer.optimizer.param_groups
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    assert {g["momentum"] for g in groups} == {0.5} and {g["weight_decay"] for g in groups} == {1e-3}
+    assert {g["initial_lr"] for g in groups} == {0.02}
+    adam = Trainer(config(tmp_path / "adam", optim__name="adamw"), **QUIET).optimizer
+    assert isinstance(adam, torch.optim.AdamW)
+    plain = Trainer(config(tmp_path / "plain"), **QUIET).optimizer.param_groups
+    assert 0.0 in {g["weight_decay"] for g in plain}, "default: BN weights and biases without decay"
+
+
+
+@covers("optim.eps", "optim.betas")
+def test_adam_betas_and_eps(tmp_path):
+    optimizer = Trainer(config(tmp_path, optim__name="adam", optim__eps=1e-6, optim__betas=[0.8, 0.99]),
+                        **QUIET).optimizer
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert {g["eps"] for g in optimizer.param_groups} == {1e-6}
+    assert {tuple(g["betas"]) for g in optimizer.param_groups} == {(0.8, 0.99)}
+
+
+
+@covers("schedule.kind", "schedule.warmup_steps", "schedule.milestones", "schedule.gamma", "schedule.power",
+        "schedule.min_lr", "train.steps")
+def test_schedule(tmp_path):
+    def factors(**keys):
+        scheduler = Trainer(config(tmp_path / str(len(keys)) / keys.get("schedule__kind", "cos"), **keys),
+                            **QUIET).scheduler
+        return [scheduler.lr_lambdas[0](s) for s in range(10)]
+
+    step = factors(schedule__kind="step", schedule__warmup_steps=2, schedule__milestones=[4, 6],
+                   schedule__gamma=0.5, train__steps=10)
+    assert step == pytest.approx([0.5, 1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+    poly = factors(schedule__kind="poly", schedule__power=3.0, train__steps=10)
+    assert poly[5] == pytest.approx(0.5 ** 3)
+    cosine = factors(schedule__min_lr=0.05, train__steps=10)
+    assert cosine[0] == pytest.approx(1.0) and cosine[5] == pytest.approx(0.5 + 0.5 * 0.5)  # floor 0.5 of lr 0.1
+
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+@covers("train.grad_accum", "train.clip_norm", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+        "train.on_nan")
+def test_loop_keys(tmp_path, monkeypatch, nan_on_call):
+    clipped = []
+    original_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, max_norm, *a, **k: clipped.append(max_norm) or original_clip(params, max_norm))
+    trainer = Trainer(config(tmp_path, train__grad_accum=2, train__clip_norm=0.5, train__log_every=2,
+                             train__checkpoint_every=1, train__keep_checkpoints=1, train__on_nan="skip",
+                             train__steps=4), **QUIET)
+    calls = nan_on_call(trainer, 3)
+    result = trainer.fit()
+    assert result["skipped_steps"] == 1 and result["step"] == 4, "train.on_nan: skip"
+    assert len(calls) == 2 * 5, "train.grad_accum: two micro-batches per step (4 steps + 1 skipped)"
+    assert clipped == [0.5] * 4
+    assert [h["step"] for h in trainer.history] == [2, 4]
+    assert [p.name for p in trainer.ckpt.periodic()] == ["step_00000004.pt"]
+
+
+
+@covers("train.amp", "train.device", "train.deterministic")
+def test_amp_device_and_determinism(tmp_path):
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        trainer = Trainer(config(tmp_path, train__amp="bf16", train__device="cpu", train__deterministic=True),
+                          **QUIET)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert trainer.amp_dtype is torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.device == torch.device("cpu") and trainer.placement.device == torch.device("cpu")
+
+
+
+@covers("eval.sets", "eval.every", "eval.batch_size", "eval.flip")
+def test_eval_keys(tmp_path, monkeypatch):
+    import massface.evaluation
+
+    seen = []
+
+    class Result:
+        accuracy = 0.5
+
+    def fake_evaluate_bin(model, path, **kwargs):
+        seen.append((Path(path).name, kwargs))
+        return Result()
+
+    monkeypatch.setattr(massface.evaluation, "evaluate_bin", fake_evaluate_bin)
+    (tmp_path / "lfw.bin").write_bytes(b"")
+    trainer = Trainer(config(tmp_path / "run", eval__sets=[str(tmp_path / "lfw.bin")], eval__every=2,
+                             eval__batch_size=7, eval__flip=False, train__steps=4, data__max_pixels=10_000),
+                      **QUIET)
+    result = trainer.fit()
+    assert result["eval"] == {"lfw": 0.5}
+    assert len(seen) == 2, "eval.every = 2 in a 4-step run: at step 2, and at the end"
+    assert all(name == "lfw.bin" and kw["batch_size"] == 7 and kw["flip"] is False and kw["max_pixels"] == 10_000
+               for name, kw in seen)
+
+
+
+# ---------------------------------------------------------------------------------------------- coverage
+def test_every_config_key_is_covered():
+    keys = set(_leaf_keys())
+    missing = sorted(keys - COVERED)
+    assert not missing, f"config keys no test shows to take effect: {missing}"
+    assert not COVERED - keys, f"covered keys that are not in the config: {sorted(COVERED - keys)}"

@@ -1,0 +1,168 @@
+"""Global mining under DDP (2 processes, gloo, CPU): gradients equal one process on the same global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from massface.losses import TripletLoss
+from massface.mining import BatchHardestMiner
+from massface.training.trainer import GlobalTripletLoss
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 10, generator=g, dtype=torch.float64)
+    y = torch.arange(8).repeat_interleave(2)  # rank 0 gets identities 0-3, rank 1 gets 4-7
+    return x, y
+
+
+
+def _model():
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(10, 12), torch.nn.Tanh(), torch.nn.Linear(12, 6)).double()
+
+
+
+def _objective(gather: bool):
+    return GlobalTripletLoss(BatchHardestMiner(margin=0.5), TripletLoss(margin=0.5), gather=gather)
+
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        x, y = _data()
+        half = x.shape[0] // world
+        model = torch.nn.parallel.DistributedDataParallel(_model())
+        objective = _objective(gather=True)
+        emb = model(x[rank * half : (rank + 1) * half])
+        loss = objective(emb, y[rank * half : (rank + 1) * half])
+        loss.backward()
+        torch.save({"loss": loss.detach(), "num_triplets": objective.miner.num_triplets,
+                    "grads": [p.grad for p in model.parameters()]}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_global_mining_gradients_match_single_process(tmp_path):
+    world = 2
+    mp.start_processes(_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    x, y = _data()
+    model = _model()
+    objective = _objective(gather=False)
+    loss = objective(model(x), y)
+    loss.backward()
+    for rank in range(world):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["num_triplets"] == 16, "every rank mines over the global batch"
+        torch.testing.assert_close(got["loss"], loss.detach())
+        for g, p in zip(got["grads"], model.parameters()):
+            torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12)
+
+
+
+def _trainer_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from massface.training.config import config_from_dict
+    from massface.training.trainer import Trainer
+
+    cfg = config_from_dict({
+        "seed": 1, "output_dir": out_dir,
+        "data": {"format": "synthetic", "synthetic_identities": 16, "synthetic_images_per_identity": 4,
+                 "synthetic_image_size": 32, "p": 2, "k": 2, "workers": 0, "transform": "none"},
+        "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
+        "loss": {"triplet": {"miner": "hardest"}, "head": {"name": "arcface", "weight": 0.5}},
+        "train": {"steps": 3, "log_every": 1, "checkpoint_every": 3, "device": "cpu"},
+    })
+    trainer = Trainer(cfg, log=lambda m: None)
+    trainer.fit()
+    params = {name: p.detach() for name, p in trainer.model.named_parameters()}  # BN buffers: rank 0's at forward
+    torch.save({"model": params, "triplets": trainer.miner.num_triplets},
+               os.path.join(out_dir, f"trainer_rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_trainer_under_two_gloo_processes_stays_in_sync_and_resumes_in_one(tmp_path):
+    world = 2
+    mp.start_processes(_trainer_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"trainer_rank{r}.pt") for r in range(world))
+    assert r0["triplets"] == r1["triplets"] == 2 * 2 * world, "mining saw the global P×K×world batch"
+    for (name, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
+        assert torch.equal(a, b), name
+    # the 2-rank checkpoint resumes in a single process (world-size independent sampler and state)
+    from massface.training.config import config_from_dict
+    from massface.training.trainer import Trainer
+
+    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=False)
+    assert state["world_size"] == 2 and state["step"] == 3
+    cfg = config_from_dict({**state["config"], "train": {**state["config"]["train"], "steps": 4}})
+    single = Trainer(cfg, log=lambda m: None)
+    assert single.step == 3
+    assert single.fit()["step"] == 4
+
+
+
+def _modes_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from massface.training.config import config_from_dict
+    from massface.training.trainer import Trainer
+
+    results = {}
+    for mode in ("xbm", "semi_online", "offline"):
+        cfg = config_from_dict({
+            "seed": 2, "output_dir": os.path.join(out_dir, mode),
+            "data": {"format": "synthetic", "synthetic_identities": 16, "synthetic_images_per_identity": 4,
+                     "synthetic_image_size": 32, "p": 2, "k": 3, "workers": 0, "transform": "none"},
+            "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
+            "loss": {"triplet": {"miner": "all", "margin": 0.5}},
+            "mining": {"mode": mode, "scale": 2, "memory_size": 24, "refresh_every": 2, "max_batches_per_pool": 2},
+            "train": {"steps": 3, "log_every": 1, "checkpoint_every": 3, "device": "cpu"},
+        })
+        trainer = Trainer(cfg, log=lambda m: None)
+        trainer.fit()
+        results[mode] = {
+            "model": {name: p.detach().clone() for name, p in trainer.model.named_parameters()},
+            "memory": trainer.memory.contents()[1] if trainer.memory is not None else None,
+            "losses": [h["loss"] for h in trainer.history],
+        }
+    torch.save(results, os.path.join(out_dir, f"modes_rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_mining_modes_under_two_gloo_processes_stay_in_sync(tmp_path):
+    world = 2
+    mp.start_processes(_modes_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"modes_rank{r}.pt") for r in range(world))
+    for mode in ("xbm", "semi_online", "offline"):
+        assert len(r0[mode]["losses"]) == len(r1[mode]["losses"]) == 3, mode
+        for (name, a), (_, b) in zip(r0[mode]["model"].items(), r1[mode]["model"].items()):
+            assert torch.equal(a, b), f"{mode}: {name}"
+    assert torch.equal(r0["xbm"]["memory"], r1["xbm"]["memory"]), "every rank enqueues the same global batch"
+    assert r0["xbm"]["memory"].numel() == 24

@@ -6,6 +6,9 @@ group is initialised (or the world has one rank), so library code calls them unc
 
 * :func:`all_gather_rows` — every rank's rows concatenated in rank order; ranks may hold different numbers of
   rows (padded to the largest, then trimmed). No gradient. O(W · max_rows · D) memory.
+* :func:`all_reduce_sum_with_grad` — Σ over ranks, differentiable (each rank's value is a partial term of a
+  sum, so the backward is a sum too: PartialFC's sharded softmax); :func:`all_reduce_max` — elementwise max over
+  ranks, without gradient (a numerically stable log-sum-exp).
 * :func:`gather_with_grad` — the same, differentiable: the backward sums the gradient of the concatenation over
   ranks and hands each rank the slice of its own rows (times ``grad_scale``). Under DDP's gradient averaging
   this is exactly the gradient of a loss over the global batch (global mining, PartialFC). PML's distributed
@@ -21,7 +24,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["is_distributed", "world_size", "rank", "barrier", "broadcast_object", "all_gather_sizes",
-           "all_gather_rows", "gather_with_grad"]
+           "all_gather_rows", "gather_with_grad", "all_reduce_max", "all_reduce_sum_with_grad"]
 
 
 def is_distributed() -> bool:
@@ -110,3 +113,36 @@ def gather_with_grad(x: Tensor, group: Any = None, sizes: list[int] | None = Non
         return x
     sizes = all_gather_sizes(x.shape[0], x.device, group) if sizes is None else sizes
     return _GatherWithGrad.apply(x, sizes, group, float(grad_scale))
+
+
+def all_reduce_max(x: Tensor, group: Any = None) -> Tensor:
+    """Elementwise maximum of ``x`` over the ranks of ``group``, without gradient (``x`` itself alone)."""
+    if world_size(group) == 1:
+        return x
+    out = x.detach().contiguous().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX, group=group)
+    return out
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """y = Σ_ranks x; the backward is the same sum of the gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, group: Any) -> Tensor:  # type: ignore[override]
+        ctx.group = group
+        out = x.contiguous().clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, group=ctx.group)
+        return out, None
+
+
+def all_reduce_sum_with_grad(x: Tensor, group: Any = None) -> Tensor:
+    """Σ of ``x`` over the ranks of ``group``, differentiable (the gradient is summed likewise); ``x`` alone."""
+    if world_size(group) == 1:
+        return x
+    return _AllReduceSum.apply(x, group)

@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from massface import distributed as mfdist
@@ -22,23 +21,6 @@ from massface.losses._numerics import connected_zero
 from massface.losses.margin import MarginHead, feature_norms
 
 __all__ = ["PartialFC"]
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """y = Σ_ranks x. Each rank's loss is a partial term of Σ_r L_r, so the backward is also a sum."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, group: Any) -> Tensor:
-        ctx.group = group
-        out = x.contiguous().clone()
-        dist.all_reduce(out, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        out = grad.contiguous().clone()
-        dist.all_reduce(out, group=ctx.group)
-        return out, None
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -149,7 +131,7 @@ class PartialFC(nn.Module):
         return x_all, labels_all
 
     def _sum(self, x: Tensor) -> Tensor:
-        return _AllReduceSum.apply(x, self.group) if self.world_size > 1 else x
+        return mfdist.all_reduce_sum_with_grad(x, self.group)
 
     def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: object = None,
                 ref_emb: Tensor | None = None, ref_labels: Tensor | None = None) -> Tensor:
@@ -174,9 +156,7 @@ class PartialFC(nn.Module):
         has_target = labels_all >= 0
         logits, target_logits = self.head.margin_logits(cos, local, target_cos, has_target, norms)
         with torch.no_grad():
-            row_max = logits.max(dim=1).values
-            if self.world_size > 1:
-                dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=self.group)
+            row_max = mfdist.all_reduce_max(logits.max(dim=1).values, self.group)
         sum_exp = self._sum(torch.exp(logits - row_max.unsqueeze(1)).sum(dim=1))
         per_row = torch.log(sum_exp) + row_max - target_logits
         if bool(has_target.any()):

@@ -565,18 +565,19 @@ class SynthFaces:
         return _degrade(img, u, k, f), landmarks
 
     # ------------------------------------------------------------------ verification pairs
-    def pair_specs(self, num_folds: int = 10, pairs_per_fold: int = 300, *, seed: int = 0,
-                   identities_per_fold: int | None = None, images_per_identity: int = 6
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Held-out pair list, LFW View-2 order, without rendering.
+    def pair_specs(self, n_folds: int = 10, pairs_per_fold: int = 300, *, seed: int = 0,
+                   identities_per_fold: int | None = None, images_per_identity: int = 6,
+                   num_folds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Held-out pair list, LFW View-2 order, without rendering (``num_folds=``: deprecated name of ``n_folds``).
 
         Fold ``f`` uses its own held-out identities ``f·I … (f+1)·I - 1`` (I = ``identities_per_fold``,
         default ``max(20, pairs_per_fold // 3)``), each with images ``0 … images_per_identity - 1``; it holds
         ``pairs_per_fold`` distinct same-identity pairs followed by ``pairs_per_fold`` distinct
-        different-identity pairs. Returns ``(refs, issame)``: int64 (num_folds·2·pairs_per_fold, 2, 2) of
+        different-identity pairs. Returns ``(refs, issame)``: int64 (n_folds·2·pairs_per_fold, 2, 2) of
         ``[[id_a, img_a], [id_b, img_b]]`` held-out references and the bool labels. O(pairs) time.
         """
-        for name, value in (("num_folds", num_folds), ("pairs_per_fold", pairs_per_fold),
+        n_folds = _renamed_folds(n_folds, num_folds, "SynthFaces.pair_specs")
+        for name, value in (("n_folds", n_folds), ("pairs_per_fold", pairs_per_fold),
                             ("images_per_identity", images_per_identity)):
             check_int(name, value, "SynthFaces.pair_specs")
         ipf = max(20, pairs_per_fold // 3) if identities_per_fold is None else int(identities_per_fold)
@@ -592,8 +593,8 @@ class SynthFaces:
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, _PAIR_TAG, int(seed)])))
         ia, ib = np.triu_indices(m, 1)  # image pairs within one identity
         ja, jb = np.triu_indices(ipf, 1)  # identity pairs within one fold
-        refs = np.empty((num_folds, 2 * pairs_per_fold, 2, 2), np.int64)
-        for fold in range(num_folds):
+        refs = np.empty((n_folds, 2 * pairs_per_fold, 2, 2), np.int64)
+        for fold in range(n_folds):
             base = fold * ipf
             s = rng.choice(n_same, pairs_per_fold, replace=False)
             sid, spair = np.divmod(s, len(ia))
@@ -603,22 +604,24 @@ class SynthFaces:
             dpair, dimg = np.divmod(d, m * m)
             refs[fold, pairs_per_fold:] = np.stack(
                 [np.stack([base + ja[dpair], dimg // m], 1), np.stack([base + jb[dpair], dimg % m], 1)], 1)
-        issame = np.tile(np.repeat([True, False], pairs_per_fold), num_folds)
+        issame = np.tile(np.repeat([True, False], pairs_per_fold), n_folds)
         return refs.reshape(-1, 2, 2), issame
 
-    def verification_pairs(self, num_folds: int = 10, pairs_per_fold: int = 300, *, seed: int = 0,
-                           identities_per_fold: int | None = None, images_per_identity: int = 6
-                           ) -> tuple[np.ndarray, np.ndarray]:
-        """An LFW-like verification set on held-out identities, in insightface ``.bin`` order.
+    def verification_pairs(self, n_folds: int = 10, pairs_per_fold: int = 300, *, seed: int = 0,
+                           identities_per_fold: int | None = None, images_per_identity: int = 6,
+                           num_folds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """An LFW-like verification set on held-out identities, in insightface ``.bin`` order
+        (``num_folds=``: deprecated name of ``n_folds``).
 
-        ``num_folds`` folds × (``pairs_per_fold`` same + ``pairs_per_fold`` different) pairs (defaults:
+        ``n_folds`` folds × (``pairs_per_fold`` same + ``pairs_per_fold`` different) pairs (defaults:
         LFW View 2, 10 × (300 + 300)); pair ``k`` is ``images[2k], images[2k+1]`` with label ``issame[k]``.
         Returns ``(images, issame)``: uint8 (2N, S, S, 3) RGB and bool (N,), ready for
         ``massface.data.write_bin(path, images, issame)``. See :meth:`pair_specs` for the sampling. Each
         distinct image is rendered once (about 5,300 for the LFW-sized default); memory is O(N·S²), about
         450 MB for the default 6,000 pairs at 112×112 (ask for fewer folds or pairs for a lighter set).
         """
-        refs, issame = self.pair_specs(num_folds, pairs_per_fold, seed=seed,
+        n_folds = _renamed_folds(n_folds, num_folds, "SynthFaces.verification_pairs")
+        refs, issame = self.pair_specs(n_folds, pairs_per_fold, seed=seed,
                                        identities_per_fold=identities_per_fold,
                                        images_per_identity=images_per_identity)
         flat = refs.reshape(-1, 2)
@@ -631,13 +634,14 @@ class SynthFaces:
         return rendered[inverse.reshape(-1)], issame
 
     # ------------------------------------------------------------------ export
-    def export(self, directory: str | Path, *, bin_name: str | None = "synth_lfw.bin", num_folds: int = 10,
-               pairs_per_fold: int = 300, pair_seed: int = 0, progress: bool = False) -> dict[str, Path]:
+    def export(self, directory: str | Path, *, bin_name: str | None = "synth_lfw.bin", n_folds: int = 10,
+               pairs_per_fold: int = 300, pair_seed: int = 0, progress: bool = False,
+               num_folds: int | None = None) -> dict[str, Path]:
         """Write the training set as insightface RecordIO (``train.rec``/``.idx``/``property``) and, unless
         ``bin_name`` is None, the held-out verification set as an insightface ``.bin`` in ``directory``.
 
         The one SynthFaces exporter (``massface demo`` and the benchmarks write through it). The ``.bin`` is
-        :meth:`verification_pairs` ``(num_folds, pairs_per_fold, seed=pair_seed)``, the same images as
+        :meth:`verification_pairs` ``(n_folds, pairs_per_fold, seed=pair_seed)``, the same images as
         ``SynthFaces.heldout(..., seed=, difficulty=, image_size=)`` would give. Uses
         ``massface.data.recordio.write_records`` and ``massface.data.verification.write_bin`` (imported on call);
         ``progress`` shows a bar while the training set is written. Returns the written paths
@@ -646,15 +650,24 @@ class SynthFaces:
         from massface.data.recordio import write_records  # lazy: only needed on export
         from massface.data.verification import write_bin
 
+        n_folds = _renamed_folds(n_folds, num_folds, "SynthFaces.export")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         write_records(directory, self.iter_samples(), progress=progress, total=len(self))
         paths = {"rec": directory / "train.rec", "idx": directory / "train.idx", "property": directory / "property"}
         if bin_name is not None:
-            images, issame = self.verification_pairs(num_folds, pairs_per_fold, seed=pair_seed)
+            images, issame = self.verification_pairs(n_folds, pairs_per_fold, seed=pair_seed)
             write_bin(directory / bin_name, images, issame)
             paths["bin"] = directory / bin_name
         return paths
+
+
+def _renamed_folds(n_folds: int, num_folds: int | None, where: str) -> int:
+    """``num_folds=`` is the old name of ``n_folds`` (one convention, issue 13): honoured for one release."""
+    if num_folds is None:
+        return n_folds
+    warn_renamed(f"{where}(num_folds=)", f"{where}(n_folds=)", stacklevel=4)
+    return num_folds
 
 
 _MOVED = {"draw_occlusion": "massface.data.occlusion", "OCCLUSION_KINDS": "massface.data.occlusion"}

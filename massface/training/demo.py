@@ -37,7 +37,7 @@ def export_synthfaces(cache: Path, identities: int, images: int, pairs_per_fold:
         return rec, bin_path
     t0 = time.perf_counter()
     SynthFaces(identities, images, seed=seed, difficulty=difficulty, image_size=image_size).export(
-        folder, bin_name=bin_path.name, num_folds=10, pairs_per_fold=pairs_per_fold)
+        folder, bin_name=bin_path.name, n_folds=10, pairs_per_fold=pairs_per_fold)
     done.write_text("ok\n")
     log(f"generated {identities}×{images} training images and {10 * pairs_per_fold} held-out pairs in "
         f"{time.perf_counter() - t0:.0f} s → {folder}")

@@ -18,7 +18,7 @@ from massface.data.synthetic import SynthFaces
 def test_export_bin_is_the_heldout_verification_set(tmp_path):
     from massface.data import read_bin
 
-    paths = SynthFaces(3, 2, seed=4, difficulty=0.3, image_size=32).export(tmp_path, num_folds=2, pairs_per_fold=5,
+    paths = SynthFaces(3, 2, seed=4, difficulty=0.3, image_size=32).export(tmp_path, n_folds=2, pairs_per_fold=5,
                                                                            progress=True)
     images, issame = read_bin(paths["bin"])
     heldout = SynthFaces.heldout(40, 6, seed=4, difficulty=0.3, image_size=32)
@@ -205,10 +205,18 @@ def test_export_plugs_into_writer_signatures(tmp_path, monkeypatch):
                         types.SimpleNamespace(write_records=write_records))
     monkeypatch.setitem(sys.modules, "massface.data.verification", types.SimpleNamespace(write_bin=write_bin))
     ds = SynthFaces(2, 2, seed=0, image_size=32)
-    paths = ds.export(tmp_path / "out", num_folds=1, pairs_per_fold=2)
+    paths = ds.export(tmp_path / "out", n_folds=1, pairs_per_fold=2)
     directory, samples = calls["records"]
     assert directory == tmp_path / "out"
     assert samples == [((32, 32, 3), np.uint8, lab) for lab in (0, 0, 1, 1)] and calls["total"] == 4
     path, shape, issame = calls["bin"]
     assert path == paths["bin"] and shape == (8, 32, 32, 3)
     np.testing.assert_array_equal(issame, [True, True, False, False])
+
+
+def test_num_folds_is_a_deprecated_name_of_n_folds():
+    ds = SynthFaces(3, 2, seed=1, image_size=32)
+    with pytest.warns(DeprecationWarning, match=r"pair_specs\(num_folds=\) is deprecated"):
+        old = ds.pair_specs(num_folds=2, pairs_per_fold=3)
+    new = ds.pair_specs(n_folds=2, pairs_per_fold=3)
+    assert all((a == b).all() for a, b in zip(old, new))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 
-import numpy as np
 import pytest
 import torch
 
@@ -35,30 +34,7 @@ def test_find_bins(tmp_path):
 
 
 
-def _reader_available(monkeypatch):
-    """Use massface.data.verification.read_bin; stand in a minimal pickle reader if that module is absent."""
-    try:
-        import massface.data.verification  # noqa: F401
-    except ImportError:
-        import sys
-        import types
-
-        cv2 = pytest.importorskip("cv2")
-
-        def read_bin(path):
-            with open(path, "rb") as fh:
-                bins, issame = pickle.load(fh)
-            imgs = np.stack([cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1] for b in bins])
-            return imgs, np.asarray(issame, bool)
-
-        mod = types.ModuleType("massface.data.verification")
-        mod.read_bin = read_bin
-        monkeypatch.setitem(sys.modules, "massface.data.verification", mod)
-
-
-
-def test_evaluate_bin_and_cli(tmp_path, monkeypatch, TinyNet, _pairs):
-    _reader_available(monkeypatch)
+def test_evaluate_bin_and_cli(tmp_path, TinyNet, _pairs):
     from massface.evaluation.cli import main
     from massface.evaluation.verification_sets import evaluate_bin
 

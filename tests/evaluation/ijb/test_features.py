@@ -35,30 +35,9 @@ def test_combine_features_flags():
 
 
 
-def _align_available(monkeypatch):
-    """Use massface.data.align.align_face; stand in a centre-crop if that module is absent."""
-    try:
-        import massface.data.align  # noqa: F401
-    except ImportError:
-        import sys
-        import types
-
-        def align_face(image, landmarks5, image_size=(112, 112)):
-            import cv2
-
-            assert np.asarray(landmarks5).shape == (5, 2)
-            return cv2.resize(np.ascontiguousarray(image[:16, :16]), image_size)
-
-        mod = types.ModuleType("massface.data.align")
-        mod.align_face = align_face
-        monkeypatch.setitem(sys.modules, "massface.data.align", mod)
-
-
-
-def test_extract_pool_verify_pipeline(tmp_path, monkeypatch):
+def test_extract_pool_verify_pipeline(tmp_path):
     torch = pytest.importorskip("torch")
     cv2 = pytest.importorskip("cv2")
-    _align_available(monkeypatch)
     from massface.evaluation.ijb import extract_ijb_features
 
     root = tmp_path / "IJBC"

@@ -2,6 +2,8 @@
 
 * :func:`eval_mode` — a context manager that puts modules in ``eval()`` mode (and, by default, disables
   autograd) and restores each module's own ``training`` flag afterwards, even on error.
+* :func:`freeze_batchnorm` — put every BatchNorm layer of a module in eval mode (running statistics frozen)
+  while the rest trains; their affine weights still receive gradients.
 * :func:`to_numpy` — a tensor (any device, any dtype, with or without grad), array or sequence as a numpy array.
 """
 
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "to_numpy"]
+__all__ = ["eval_mode", "freeze_batchnorm", "to_numpy"]
 
 
 @contextlib.contextmanager
@@ -33,6 +35,15 @@ def eval_mode(*modules: Any, no_grad: bool = True) -> Iterator[None]:
     finally:
         for m, flag in zip(nets, flags):
             m.train(flag)
+
+
+def freeze_batchnorm(module: nn.Module) -> int:
+    """Put every ``BatchNorm1d/2d/3d`` (and SyncBatchNorm) inside ``module`` in eval mode; returns how many.
+    Call it after each ``module.train()``, which would switch them back."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.eval()
+    return len(layers)
 
 
 def to_numpy(x: Any, dtype: np.dtype | type | None = None) -> np.ndarray:

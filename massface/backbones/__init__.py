@@ -4,7 +4,8 @@
 ``mobilefacenet`` (+ ``mobilefacenet_x2`` = insightface mbf, ``mobilefacenet_massface``), ``iresnet18/34/50/100/200``,
 ``ir_se50/100``, ``ghostnet``, ``efficientnet_b0/b1`` -- each mapping ``(N, 3, 112, 112)`` RGB to ``(N, D)``
 float32 embeddings.  ``profile(model)`` counts params / MACs / fp32 size; ``export_onnx(model, path)`` writes
-a dynamic-batch ONNX graph.  Nothing heavy is imported until a name is used.
+a dynamic-batch ONNX graph; ``load_pretrained(path)`` reads an arcface_torch or massface checkpoint into a
+zoo backbone and ``export_pretrained(model, path, "arcface_torch")`` writes one back.  Nothing heavy is imported until a name is used.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ _EXPORTS = {
     "export_onnx": "onnx",
     "onnx_max_abs_diff": "onnx",
     "load_backbone_weights": "onnx",
+    "load_pretrained": "pretrained",
+    "export_pretrained": "pretrained",
     "MobileFaceNet": "mobilefacenet",
     "IResNet": "iresnet",
     "GhostNet": "ghostnet",

@@ -380,11 +380,11 @@ class Objective(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- optimisation
 def build_param_groups(cfg: Config, model: nn.Module, head: nn.Module | None = None) -> list[dict]:
-    """Returns the optimizer's parameter groups: the backbone at ``optim.lr``, the head at ``optim.lr`` ×
-    ``loss.head.lr_scale``; each split into weights (``optim.weight_decay``) and, with
+    """Returns the optimizer's parameter groups: the backbone at ``optim.lr`` × ``model.lr_scale``, the head at
+    ``optim.lr`` × ``loss.head.lr_scale``; each split into weights (``optim.weight_decay``) and, with
     ``optim.no_decay_bn_bias``, 1-D tensors (BatchNorm/PReLU weights, biases) without weight decay."""
     o = cfg.optim
-    modules = [(model, 1.0)] + ([(head, cfg.loss.head.lr_scale)] if head is not None else [])
+    modules = [(model, cfg.model.lr_scale)] + ([(head, cfg.loss.head.lr_scale)] if head is not None else [])
     groups = []
     for module, lr_scale in modules:
         decay, plain = [], []

@@ -179,6 +179,8 @@ class ModelConfig:
     input_size: int = 112  # side of the square input; any multiple of 16
     init_checkpoint: str | None = None  # stage-1 weights (model state) to start from
     channels_last: bool = False
+    lr_scale: float = 1.0  # backbone lr = optim.lr × lr_scale (the head's is optim.lr × loss.head.lr_scale)
+    freeze_bn: bool = False  # BatchNorm running statistics frozen while training (affine weights still learn)
 
     def validate(self, path: str) -> None:
         _name(f"{path}.backbone", self.backbone)
@@ -188,6 +190,7 @@ class ModelConfig:
                               f"got {_show(self.input_size)}")
         _number(f"{path}.dropout", self.dropout, 0.0, 1.0, hi_open=True)
         _path(f"{path}.init_checkpoint", self.init_checkpoint)
+        _number(f"{path}.lr_scale", self.lr_scale, 0.0, lo_open=True)
 
 
 MinerName = Literal["all", "hardest", "min_min", "min_max", "random", "semihard"]

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from massface._torch import freeze_batchnorm
 from massface.serialization import CheckpointError, load_module_state
 from massface.training import builders
 from massface.training import distributed as mfdist
@@ -307,6 +308,8 @@ class Trainer:
             while self.step < stop_at:
                 head_only = self.step < cfg.loss.head.pretrain_steps
                 self.model.train(not head_only)  # frozen backbone: BN statistics frozen too
+                if cfg.model.freeze_bn:
+                    freeze_batchnorm(self.model)  # fine-tuning: keep the pretrained running statistics
 
                 # forward and backward over grad_accum micro-batches of the mode's source
                 self.optimizer.zero_grad(set_to_none=True)

@@ -292,6 +292,28 @@ def test_adam_betas_and_eps(tmp_path):
 
 
 
+@covers("model.lr_scale", "model.freeze_bn", "loss.head.lr_scale")
+def test_fine_tuning_keys(tmp_path):
+    trainer = Trainer(config(tmp_path, optim__lr=0.2, model__lr_scale=0.1, loss__head__lr_scale=2.0,
+                             model__freeze_bn=True, schedule__kind="constant", train__steps=2), **QUIET)
+    backbone = {id(p) for p in trainer.model.parameters()}
+    lrs = {("backbone" if id(g["params"][0]) in backbone else "head"): g["initial_lr"]
+           for g in trainer.optimizer.param_groups}
+    assert lrs == {"backbone": pytest.approx(0.02), "head": pytest.approx(0.4)}
+    bns = [m for m in trainer.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = [m.running_mean.clone() for m in bns]
+    bn_weight = bns[0].weight.detach().clone()
+    trainer.fit()
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, bns)), "model.freeze_bn: statistics kept"
+    assert not torch.equal(bn_weight, bns[0].weight), "model.freeze_bn: the affine weights still learn"
+    moving = Trainer(config(tmp_path / "moving", train__steps=1), **QUIET)
+    stats = [m.running_mean.clone() for m in moving.model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    moving.fit()
+    after = [m.running_mean for m in moving.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert any(not torch.equal(a, b) for a, b in zip(stats, after)), "default: the statistics move"
+
+
 @covers("schedule.kind", "schedule.warmup_steps", "schedule.milestones", "schedule.gamma", "schedule.power",
         "schedule.min_lr", "train.steps")
 def test_schedule(tmp_path):

@@ -1,0 +1,431 @@
+"""Pretrained checkpoints of the field in and out: :func:`load_pretrained` and :func:`export_pretrained`.
+
+Sources (``source=``), detected from the file's keys and shapes when ``source="auto"``:
+
+* ``"arcface_torch"`` -- insightface ``recognition/arcface_torch`` ``iresnet18/34/50/100/200`` and ``mbf``: the
+  raw ``state_dict`` that ``train_v2.py`` saves (``model.pt``), DDP's ``module.`` prefix allowed. Depth, width,
+  embedding size and input size are read from the tensors (blocks counted per ``layerN``, D from ``fc`` /
+  ``features.layers.2``, the input side from ``fc``'s in-features or the GDC kernel).
+* ``"massface"`` -- massface's own backbone state dicts and trainer checkpoints (found by
+  :func:`massface.serialization.find_state_dict`); the zoo entry whose keys and shapes match is built.
+
+Input convention: the returned model takes massface's input, RGB ``(x / 255 - 0.5) / 0.5`` at 112x112, which
+is arcface_torch's own convention (its ``inference.py`` converts BGR to RGB and normalises the same way), so
+no weight is changed: the loaded model's forward equals arcface_torch's on the same tensor (measured max
+relative difference, fp32, random weights: r18 / r50 / mbf below 1e-6).
+
+Key mapping (arcface_torch module -> massface module; the leaf -- ``weight``, ``bias``, ``running_mean``,
+``running_var``, ``num_batches_tracked`` -- is kept)::
+
+    IResNet (k = 1 + index of the block counted over all four stages)
+      conv1 / bn1 / prelu                     features.0.0 / features.0.1 / features.0.2
+      layerS.i.bn1 / conv1 / bn2              features.k.body.0 / .body.1 / .body.2
+      layerS.i.prelu / conv2 / bn3            features.k.body.3 / .body.4 / .body.5
+      layerS.i.downsample.0 / .1              features.k.shortcut.0 / .shortcut.1
+      bn2 / fc / features                     head.bn2d / head.linear / head.bn
+    mbf (MobileFaceNet, scale 2; k = 2 + index of the bottleneck counted over all stages)
+      layers.0.layers.j / layers.1.layers.j   features.0.0.j / features.0.1.j          (stem, j = conv/BN/PReLU)
+      layers.L.layers.u.layers.j              features.0.k.body.u.j   L = 2, 4, 6 (downsampling units)
+      layers.L.layers.r.layers.u.layers.j     features.0.k.body.u.j   L = 3, 5, 7 (residual units r)
+      conv_sep.layers.j                       features.1.j
+      features.layers.0.layers.j              head.gdc.j
+      features.layers.2 / features.layers.3   head.linear / head.bn
+
+Every file is read by :func:`massface.serialization.load_checkpoint` (``weights_only=True``): nothing in it
+executes. Refusals are :class:`~massface.serialization.CheckpointError` naming the file and the first key or
+tensor that does not fit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from massface.serialization import CheckpointError, PathLike, find_state_dict, load_checkpoint, load_module_state
+
+from . import iresnet as _ir
+from . import mobilefacenet as _mfn
+
+__all__ = ["load_pretrained", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map"]
+
+Source = Literal["auto", "arcface_torch", "massface"]
+SOURCES: tuple[str, ...] = ("arcface_torch", "massface")
+"""The checkpoint layouts :func:`load_pretrained` reads (``source="auto"`` tries them in this order)."""
+TARGETS: tuple[str, ...] = ("arcface_torch",)
+"""The layouts :func:`export_pretrained` writes."""
+
+_LEAF = re.compile(r"^(.*)\.([^.]+)$")
+_AF_BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.")
+_AF_MBF_RESIDUAL = re.compile(r"^layers\.([357])\.layers\.(\d+)\.layers\.0\.layers\.0\.weight$")
+_IR_BLOCK_MODULES = (("bn1", "body.0"), ("conv1", "body.1"), ("bn2", "body.2"), ("prelu", "body.3"),
+                     ("conv2", "body.4"), ("bn3", "body.5"), ("downsample.0", "shortcut.0"),
+                     ("downsample.1", "shortcut.1"))
+_MBF_UNIT = ("layers.0", "layers.1", "layers.2")  # expand / depthwise / linear of a DepthWise unit
+_CONV_BN_ACT = ("0", "1", "2")  # a ConvBlock's conv / BN / PReLU (a LinearBlock has the first two)
+_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "arcface_torch iresnet": ("conv1.weight", "layer1.0.conv1.weight", "fc.weight", "features.running_mean"),
+    "arcface_torch mbf": ("layers.0.layers.0.weight", "conv_sep.layers.0.weight", "features.layers.2.weight"),
+}
+
+
+# --------------------------------------------------------------------------------------------- key maps
+def _iresnet_module_map(blocks: tuple[int, ...]) -> dict[str, str]:
+    """arcface_torch IResNet module path -> massface :class:`~massface.backbones.iresnet.IResNet` module path."""
+    pairs = {"conv1": "features.0.0", "bn1": "features.0.1", "prelu": "features.0.2"}
+    k = 1
+    for stage, n in enumerate(blocks, start=1):
+        for i in range(n):
+            for theirs, mine in _IR_BLOCK_MODULES:
+                pairs[f"layer{stage}.{i}.{theirs}"] = f"features.{k}.{mine}"
+            k += 1
+    pairs.update({"bn2": "head.bn2d", "fc": "head.linear", "features": "head.bn"})
+    return pairs
+
+
+def _mbf_module_map(residuals: tuple[int, int, int]) -> dict[str, str]:
+    """arcface_torch MobileFaceNet module path -> massface :class:`MobileFaceNet` module path (blocks[0] == 1)."""
+    pairs: dict[str, str] = {}
+    for stem in (0, 1):
+        for j in _CONV_BN_ACT:
+            pairs[f"layers.{stem}.layers.{j}"] = f"features.0.{stem}.{j}"
+    k = 2
+
+    def unit(theirs: str) -> None:
+        nonlocal k
+        for u, part in enumerate(_MBF_UNIT):
+            for j in _CONV_BN_ACT:
+                pairs[f"{theirs}.{part}.layers.{j}"] = f"features.0.{k}.body.{u}.{j}"
+        k += 1
+
+    for down, res, n in ((2, 3, residuals[0]), (4, 5, residuals[1]), (6, 7, residuals[2])):
+        unit(f"layers.{down}")
+        for r in range(n):
+            unit(f"layers.{res}.layers.{r}")
+    for j in _CONV_BN_ACT:
+        pairs[f"conv_sep.layers.{j}"] = f"features.1.{j}"
+        pairs[f"features.layers.0.layers.{j}"] = f"head.gdc.{j}"
+    pairs.update({"features.layers.2": "head.linear", "features.layers.3": "head.bn"})
+    return pairs
+
+
+def _rename(state: Mapping[str, Tensor], modules: Mapping[str, str]) -> tuple[dict[str, Tensor], list[str]]:
+    """Rename ``state``'s keys module by module; returns the renamed dict and the keys with no counterpart."""
+    out: dict[str, Tensor] = {}
+    unmapped: list[str] = []
+    for key, value in state.items():
+        found = _LEAF.match(key)
+        prefix = modules.get(found.group(1)) if found else None
+        if prefix is None:
+            unmapped.append(key)
+        else:
+            out[f"{prefix}.{found.group(2)}"] = value  # type: ignore[union-attr]
+    return out, unmapped
+
+
+def arcface_torch_key_map(model: nn.Module) -> dict[str, str]:
+    """massface state-dict key -> arcface_torch key for ``model`` (an IResNet or an mbf-layout MobileFaceNet).
+
+    Raises:
+        ValueError: naming the model when it has no arcface_torch counterpart.
+    """
+    mine_to_theirs = {mine: theirs for theirs, mine in _module_map_for(model).items()}
+    out: dict[str, str] = {}
+    for key in model.state_dict():
+        found = _LEAF.match(key)
+        theirs = mine_to_theirs.get(found.group(1)) if found else None
+        if theirs is None:
+            raise _no_counterpart(model, "arcface_torch", f"its tensor {key!r} has no arcface_torch name")
+        out[key] = f"{theirs}.{found.group(2)}"  # type: ignore[union-attr]
+    return out
+
+
+def _module_map_for(model: nn.Module) -> dict[str, str]:
+    if isinstance(model, _ir.IResNet):
+        return _iresnet_module_map(tuple(_stage_blocks(model)))
+    if isinstance(model, _mfn.MobileFaceNet):
+        return _mbf_module_map(_mbf_residuals(model))
+    raise _no_counterpart(model, "arcface_torch", "arcface_torch has iresnet18/34/50/100/200 and mbf only")
+
+
+def _stage_blocks(model: _ir.IResNet) -> list[int]:
+    """Blocks per stage of a massface IResNet (a new stage starts at every stride-2 block)."""
+    counts: list[int] = []
+    for block in list(model.features)[1:]:
+        if block.body[4].stride == (2, 2) or not counts:
+            counts.append(0)
+        counts[-1] += 1
+    return counts
+
+
+def _mbf_residuals(model: _mfn.MobileFaceNet) -> tuple[int, int, int]:
+    """Residual units after each of the three downsampling units that follow arcface mbf's first stage."""
+    units = [m for m in model.features[0] if isinstance(m, _mfn.Bottleneck)]
+    counts: list[int] = []
+    for unit in units:
+        if not unit.residual:
+            counts.append(0)
+        else:
+            if not counts:
+                raise _no_counterpart(model, "arcface_torch", "its first bottleneck is residual")
+            counts[-1] += 1
+    # arcface's first downsampling unit plus its residuals form one massface row; rows 2/3 and 4/5 likewise
+    if len(counts) != 3:
+        raise _no_counterpart(model, "arcface_torch", f"it has {len(counts)} downsampling units, mbf has 3")
+    return counts[0], counts[1], counts[2]
+
+
+def _no_counterpart(model: nn.Module, target: str, why: str) -> ValueError:
+    return ValueError(f"{type(model).__name__} has no {target} counterpart: {why}")
+
+
+# --------------------------------------------------------------------------------------------- detection
+@dataclass(frozen=True)
+class _Layout:
+    """What a checkpoint holds: a description, a builder for the massface model, its keys in massface names."""
+
+    family: str
+    name: str
+    build: Callable[[str | None, int | None], nn.Module]
+    state: dict[str, Tensor]
+    original: dict[str, str]  # massface key -> the key in the file
+
+
+def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    counts: dict[int, int] = {}
+    for key in state:
+        found = _AF_BLOCK.match(key)
+        if found:
+            stage, index = int(found.group(1)), int(found.group(2))
+            counts[stage] = max(counts.get(stage, 0), index + 1)
+    blocks = tuple(counts.get(stage, 0) for stage in (1, 2, 3, 4))
+    if 0 in blocks:
+        raise CheckpointError(path, f"arcface_torch iresnet without blocks in layer{blocks.index(0) + 1}")
+    fc = state["fc.weight"]
+    if fc.dim() != 2:
+        raise CheckpointError(path, f"fc.weight: expected a matrix, got shape {tuple(fc.shape)}")
+    embedding_size, flat = int(fc.shape[0]), int(fc.shape[1])
+    side = round((flat / 512) ** 0.5)
+    depth = next((d for d, b in _ir.STAGE_BLOCKS.items() if b == blocks), None)
+    name = f"iresnet{depth}" if depth else f"IResNet(blocks={blocks})"
+
+    def build(zoo_name: str | None, size: int | None) -> nn.Module:
+        d = embedding_size if size is None else size
+        if zoo_name is not None:
+            from .registry import build_backbone
+
+            return build_backbone(zoo_name, embedding_size=d, input_size=16 * side)
+        return _ir.IResNet(blocks, d, input_size=16 * side)
+
+    return _renamed(state, _iresnet_module_map(blocks), "arcface_torch iresnet", name, build, path)
+
+
+def _arcface_mbf(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    if "layers.1.layers.0.weight" not in state:
+        raise CheckpointError(path, "arcface_torch MobileFaceNet with residual units in its first stage "
+                                    "(blocks[0] > 1, e.g. mbf_large) has no massface counterpart")
+    counts = {3: 0, 5: 0, 7: 0}
+    for key in state:
+        found = _AF_MBF_RESIDUAL.match(key)
+        if found:
+            layer = int(found.group(1))
+            counts[layer] = max(counts[layer], int(found.group(2)) + 1)
+    residuals = (counts[3], counts[5], counts[7])
+    width = int(state["layers.0.layers.0.weight"].shape[0])
+    stem_groups = width // max(1, int(state["layers.1.layers.0.weight"].shape[1]))
+    embedding_size = int(state["features.layers.2.weight"].shape[0])
+    gdc = state.get("features.layers.0.layers.0.weight")
+    side = int(gdc.shape[-1]) if gdc is not None and gdc.dim() == 4 else 7
+    standard = residuals == (4, 6, 2) and width == 128 and stem_groups == 64
+    name = "mobilefacenet_x2" if standard else f"MobileFaceNet(width={width}, residuals={residuals})"
+
+    def build(zoo_name: str | None, size: int | None) -> nn.Module:
+        d = embedding_size if size is None else size
+        if zoo_name is not None:
+            from .registry import build_backbone
+
+            return build_backbone(zoo_name, embedding_size=d, input_size=16 * side)
+        rows = _mfn.paper_rows(width, blocks=residuals)
+        return _mfn.MobileFaceNet(d, width=width, rows=rows, stem_groups=stem_groups, input_size=16 * side)
+
+    return _renamed(state, _mbf_module_map(residuals), "arcface_torch mbf", name, build, path)
+
+
+def _renamed(state: Mapping[str, Tensor], modules: Mapping[str, str], family: str, name: str,
+             build: Callable[[str | None, int | None], nn.Module], path: PathLike) -> _Layout:
+    renamed, unmapped = _rename(state, modules)
+    if unmapped:
+        raise CheckpointError(path, f"{family} ({name}): key {unmapped[0]!r} has no counterpart"
+                                    + (f" (+{len(unmapped) - 1} more)" if len(unmapped) > 1 else ""))
+    inverse = {mine: theirs for theirs, mine in modules.items()}
+    original = {}
+    for key in renamed:
+        module, leaf = _LEAF.match(key).groups()  # type: ignore[union-attr]
+        original[key] = f"{inverse[module]}.{leaf}"
+    return _Layout(family, name, build, renamed, original)
+
+
+def _massface_candidates(state: Mapping[str, Tensor]) -> list[tuple[str, dict[str, object]]]:
+    """Zoo names and options whose key set could be ``state``'s (sizes read from the head)."""
+    from .registry import get_spec, list_backbones
+
+    options: dict[str, object] = {}
+    linear = state.get("head.linear.weight")
+    if linear is not None and linear.dim() == 2:
+        options["embedding_size"] = int(linear.shape[0])
+        gdc = state.get("head.gdc.0.weight")
+        bn2d = state.get("head.bn2d.weight")
+        if gdc is not None and gdc.dim() == 4:
+            options["input_size"] = 16 * int(gdc.shape[-1])
+        elif bn2d is not None and bn2d.numel():
+            options["input_size"] = 16 * round((int(linear.shape[1]) / bn2d.numel()) ** 0.5)
+    fc_bn = ({"fc_bn": True}, {"fc_bn": False}) if "head.bn.running_mean" not in state else ({},)
+    flatten_head = "head.bn2d.weight" in state  # the IResNet family; the others end in a GDC
+    blocks = len({key.split(".")[1] for key in state if key.startswith("features.")}) - 1
+    names = []
+    for name in list_backbones():
+        if (get_spec(name).family is _ir.IResNet) != flatten_head:
+            continue
+        depth = re.search(r"(\d+)$", name)
+        if flatten_head and depth and sum(_ir.STAGE_BLOCKS.get(int(depth.group(1)), ())) != blocks:
+            continue
+        names.append(name)
+    return [(name, {**options, **extra}) for name in names for extra in fc_bn]
+
+
+def _massface(state: Mapping[str, Tensor], path: PathLike) -> _Layout | None:
+    """The zoo entry whose state-dict keys and shapes equal ``state``'s, built on the meta device."""
+    from .registry import build_backbone
+
+    want = {k: tuple(v.shape) for k, v in state.items()}
+    for name, options in _massface_candidates(state):
+        try:
+            with torch.device("meta"):
+                candidate = build_backbone(name, **options)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if {k: tuple(v.shape) for k, v in candidate.state_dict().items()} == want:
+            size = options.get("embedding_size")
+
+            def build(zoo_name: str | None, d: int | None, _n: str = name, _o: dict = options) -> nn.Module:
+                kw = dict(_o)
+                if d is not None:
+                    kw["embedding_size"] = d
+                elif size is not None:
+                    kw["embedding_size"] = size
+                return build_backbone(zoo_name or _n, **kw)  # type: ignore[arg-type]
+
+            return _Layout("massface", name, build, dict(state), {k: k for k in state})
+    return None
+
+
+def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout:
+    """The layout of ``state`` (``module.`` prefixes already stripped) for ``source``."""
+    tried: list[str] = []
+    if source in ("auto", "arcface_torch"):
+        for family, reader in (("arcface_torch iresnet", _arcface_iresnet), ("arcface_torch mbf", _arcface_mbf)):
+            tried.append(family)
+            if all(key in state for key in _SIGNATURES[family]):
+                return reader(state, path)
+    if source in ("auto", "massface"):
+        tried.append("massface (zoo: build_backbone names)")
+        found = _massface(state, path)
+        if found is not None:
+            return found
+    first = list(state)[:4]
+    raise CheckpointError(path, f"unknown layout: not {' / '.join(tried)}; the first keys "
+                                f"{first} match none of them (arcface_torch iresnet starts with 'conv1.weight', "
+                                "mbf with 'layers.0.layers.0.weight', massface with 'features.0.0.weight')")
+
+
+# --------------------------------------------------------------------------------------------- public API
+def load_pretrained(
+    path: PathLike,
+    *,
+    source: Source = "auto",
+    name: str | None = None,
+    embedding_size: int | None = None,
+    map_location: str | torch.device | None = "cpu",
+) -> nn.Module:
+    """A massface backbone in eval mode carrying the weights of the checkpoint at ``path``.
+
+    Args:
+        path: an arcface_torch ``model.pt`` (raw state dict, ``module.`` prefixes allowed), or a massface backbone
+            state dict / trainer checkpoint.
+        source: ``"auto"`` (detect from keys and shapes), ``"arcface_torch"`` or ``"massface"``.
+        name: a :func:`~massface.backbones.build_backbone` name to build instead of the detected one (its
+            tensors must then fit exactly).
+        embedding_size: the D the caller expects; a checkpoint with another D is refused, naming the tensor.
+        map_location: where the tensors are read to and the model is moved to (``None``: where they were saved).
+
+    The model takes RGB ``(x / 255 - 0.5) / 0.5`` 112x112 input (arcface_torch's own convention); its forward
+    equals the original network's. See the module docstring for the key mapping.
+
+    Raises:
+        CheckpointError: naming the file -- an unsafe or unreadable file, an unknown layout (the families tried
+            and the first keys), or a known family whose sizes differ (the mismatching tensor).
+        ValueError: an unknown ``source``.
+    """
+    if source not in ("auto", *SOURCES):
+        raise ValueError(f"source must be 'auto' or one of {list(SOURCES)}; got {source!r}")
+    state = find_state_dict(load_checkpoint(path, map_location=map_location), path)
+    layout = _detect(state, source, path)
+    model = layout.build(name, None)
+    own = model.state_dict()
+    for key, tensor in layout.state.items():  # name the file's tensor, then let the strict load judge the rest
+        if key in own and tuple(tensor.shape) != tuple(own[key].shape):
+            raise CheckpointError(path, f"{layout.original[key]} (massface {key}): shape {tuple(tensor.shape)} "
+                                        f"in this {layout.family} checkpoint, {tuple(own[key].shape)} in "
+                                        f"{name or layout.name}")
+    actual = getattr(model, "embedding_size", None)
+    if embedding_size is not None and actual != embedding_size:
+        key = next(k for k in layout.state if k.startswith("head.linear."))
+        raise CheckpointError(path, f"{layout.original[key]}: embedding size {actual} in the checkpoint, "
+                                    f"{embedding_size} asked for")
+    load_module_state(model, layout.state, path, what=f"{layout.family} {name or layout.name}")
+    if map_location is not None:
+        model = model.to(torch.device(map_location))
+    return model.eval()
+
+
+def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_torch") -> Path:
+    """Write ``model``'s weights as ``target``'s own tooling saves them; returns the path written.
+
+    ``target="arcface_torch"``: a raw state dict with arcface_torch's key names (see the module docstring), as
+    ``train_v2.py`` saves ``model.pt`` -- for massface IResNets with conv shortcuts and no SE (``iresnet*``) and
+    MobileFaceNets of the mbf layout (``mobilefacenet_x2``). Written atomically (temporary file + ``os.replace``).
+    ``load_pretrained(export_pretrained(m, p))`` rebuilds ``m`` exactly.
+
+    Raises:
+        ValueError: naming the model and the target when the model has no counterpart there, or an unknown
+            target.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {list(TARGETS)}; got {target!r}")
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    names = arcface_torch_key_map(model)
+    state = {names[key]: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    try:
+        layout = _detect(state, "arcface_torch", os.fspath(path))
+        with torch.device("meta"):
+            rebuilt = layout.build(None, None)
+    except CheckpointError as err:
+        raise _no_counterpart(model, target, err.reason) from None
+    if _structure(rebuilt) != _structure(model):
+        raise _no_counterpart(model, target, f"its architecture differs from arcface_torch's {layout.name} "
+                                             "(SE blocks, max-pool shortcuts or another stem / head)")
+    from massface.training.checkpoint import atomic_save  # the one atomic writer
+
+    return atomic_save(state, path)
+
+
+def _structure(model: nn.Module) -> str:
+    """The module tree as text, dropout rates (not part of the weights) left out."""
+    return re.sub(r"Dropout\(p=[^)]*\)", "Dropout", repr(model))

@@ -1,0 +1,312 @@
+"""load_pretrained / export_pretrained: arcface_torch and massface checkpoints in and out.
+
+The arcface_torch layouts below are written by hand from the facts of its format (insightface
+``recognition/arcface_torch/backbones/iresnet.py`` and ``mobilefacenet.py``: module names, the order
+``torch.nn.Module.state_dict`` lists them in, and their shapes), not from the loader's key map. Their weights are
+filled deterministically from each key's name, so ``data/arcface_torch_embeddings.pt`` could be recorded by
+running arcface_torch's own networks (outside massface) on those weights: the test compares our forward with
+theirs without shipping a 90 MB checkpoint.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from massface.backbones import build_backbone, export_pretrained, load_pretrained
+from massface.backbones.iresnet import IResNet
+from massface.backbones.pretrained import _detect
+from massface.serialization import CheckpointError, load_checkpoint
+
+DATA = Path(__file__).parent / "data"
+Layout = dict[str, tuple[int, ...]]
+DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
+
+
+def _bn(layout: Layout, prefix: str, channels: int) -> None:
+    for leaf in ("weight", "bias", "running_mean", "running_var"):
+        layout[f"{prefix}.{leaf}"] = (channels,)
+    layout[f"{prefix}.num_batches_tracked"] = ()
+
+
+def arcface_iresnet_layout(blocks: tuple[int, ...], embedding_size: int = 512, side: int = 7) -> Layout:
+    """arcface_torch ``IResNet(IBasicBlock, blocks, num_features=D)``'s state dict: names and shapes, in order."""
+    layout: Layout = {"conv1.weight": (64, 3, 3, 3)}
+    _bn(layout, "bn1", 64)
+    layout["prelu.weight"] = (64,)
+    inplanes = 64
+    for stage, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks), start=1):
+        for i in range(n):
+            p, cin = f"layer{stage}.{i}", inplanes if i == 0 else planes
+            _bn(layout, f"{p}.bn1", cin)
+            layout[f"{p}.conv1.weight"] = (planes, cin, 3, 3)
+            _bn(layout, f"{p}.bn2", planes)
+            layout[f"{p}.prelu.weight"] = (planes,)
+            layout[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+            _bn(layout, f"{p}.bn3", planes)
+            if i == 0:  # every stage starts with stride 2: conv1x1 + BN downsample
+                layout[f"{p}.downsample.0.weight"] = (planes, cin, 1, 1)
+                _bn(layout, f"{p}.downsample.1", planes)
+        inplanes = planes
+    _bn(layout, "bn2", 512)
+    layout["fc.weight"] = (embedding_size, 512 * side * side)
+    layout["fc.bias"] = (embedding_size,)
+    _bn(layout, "features", embedding_size)
+    return layout
+
+
+def arcface_mbf_layout(embedding_size: int = 512, residuals: tuple[int, int, int] = (4, 6, 2)) -> Layout:
+    """arcface_torch ``get_mbf(fp16, D)`` (scale 2, blocks (1, *residuals))'s state dict, in order."""
+    layout: Layout = {}
+    c = 128
+
+    def block(p: str, cin: int, cout: int, k: int, groups: int = 1, prelu: bool = True) -> None:
+        layout[f"{p}.layers.0.weight"] = (cout, cin // groups, k, k)
+        _bn(layout, f"{p}.layers.1", cout)
+        if prelu:
+            layout[f"{p}.layers.2.weight"] = (cout,)
+
+    def depthwise(p: str, cin: int, cout: int, groups: int) -> None:
+        block(f"{p}.layers.0", cin, groups, 1)
+        block(f"{p}.layers.1", groups, groups, 3, groups)
+        block(f"{p}.layers.2", groups, cout, 1, prelu=False)
+
+    block("layers.0", 3, c, 3)
+    block("layers.1", c, c, 3, groups=64)
+    for down, res, cin, cout, groups, res_groups, n in ((2, 3, c, c, 128, 128, residuals[0]),
+                                                        (4, 5, c, 2 * c, 256, 256, residuals[1]),
+                                                        (6, 7, 2 * c, 2 * c, 512, 256, residuals[2])):
+        depthwise(f"layers.{down}", cin, cout, groups)
+        for r in range(n):
+            depthwise(f"layers.{res}.layers.{r}", cout, cout, res_groups)
+    block("conv_sep", 2 * c, 512, 1)
+    block("features.layers.0", 512, 512, 7, groups=512, prelu=False)
+    layout["features.layers.2.weight"] = (embedding_size, 512)
+    _bn(layout, "features.layers.3", embedding_size)
+    return layout
+
+
+def fill(layout: Layout, seed: int = 0) -> dict[str, Tensor]:
+    """Weights from each key's name alone (order-free): BN statistics near 0 / 1, fan-in scaled convs."""
+    state: dict[str, Tensor] = {}
+    for key, shape in layout.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()) ^ seed)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith(("running_mean", "bias")):
+            state[key] = torch.randn(shape, generator=g) * 0.1
+        elif len(shape) == 1:  # BN gamma or PReLU slope
+            state[key] = torch.rand(shape, generator=g) * 0.75 + 0.25
+        else:
+            fan_in = 1
+            for n in shape[1:]:
+                fan_in *= n
+            state[key] = torch.randn(shape, generator=g) / fan_in ** 0.5
+    return state
+
+
+def face_batch(n: int = 2, size: int = 112, seed: int = 5) -> Tensor:
+    """RGB uint8-valued pixels normalised as arcface_torch and massface do: (x / 255 - 0.5) / 0.5."""
+    pixels = torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed)).float()
+    return (pixels / 255 - 0.5) / 0.5
+
+
+def _meta(layout: Layout) -> dict[str, Tensor]:
+    return {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
+
+
+def _save(state: dict[str, Tensor], path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+def _calibrated(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN statistics and affine parameters, so that a wrong mapping cannot hide behind 0 / 1."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                if m.affine:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------ equality with arcface_torch
+@pytest.mark.parametrize("network", ["r18", "mbf"])
+def test_forward_equals_recorded_arcface_torch_embeddings(network: str, tmp_path: Path) -> None:
+    layout = arcface_iresnet_layout(DEPTHS[18]) if network == "r18" else arcface_mbf_layout()
+    model = load_pretrained(_save(fill(layout), tmp_path / "model.pt"))
+    recorded = load_checkpoint(DATA / "arcface_torch_embeddings.pt")
+    with torch.no_grad():
+        ours = model(recorded["input"])
+    theirs = recorded[network]
+    assert not model.training
+    assert ours.shape == theirs.shape == (2, 512)
+    assert ((ours - theirs).abs().max() / theirs.abs().max()).item() <= 1e-4
+    assert torch.equal(recorded["input"], face_batch())  # the recorded input is the documented convention
+
+
+# ------------------------------------------------------------------------------ detection
+@pytest.mark.parametrize("depth", sorted(DEPTHS))
+def test_auto_detects_every_iresnet_depth(depth: int) -> None:
+    layout = _detect(_meta(arcface_iresnet_layout(DEPTHS[depth], embedding_size=128)), "auto", "r.pt")
+    assert (layout.family, layout.name) == ("arcface_torch iresnet", f"iresnet{depth}")
+    with torch.device("meta"):
+        model = layout.build(None, None)
+    assert isinstance(model, IResNet) and model.embedding_size == 128 and model.input_size == 112
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in layout.state.items()}
+
+
+def test_auto_detects_mbf_and_other_residual_counts() -> None:
+    assert _detect(_meta(arcface_mbf_layout()), "auto", "m.pt").name == "mobilefacenet_x2"
+    other = _detect(_meta(arcface_mbf_layout(64, residuals=(2, 3, 1))), "auto", "m.pt")
+    with torch.device("meta"):
+        model = other.build(None, None)
+    assert model.embedding_size == 64
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in other.state.items()}
+
+
+def test_ddp_prefix_and_input_size_from_fc(tmp_path: Path) -> None:
+    state = fill(arcface_iresnet_layout(DEPTHS[18], embedding_size=32, side=1))  # 16x16 input
+    plain = load_pretrained(_save(state, tmp_path / "plain.pt"))
+    ddp = load_pretrained(_save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt"),
+                          source="arcface_torch", embedding_size=32)
+    assert plain.input_size == ddp.input_size == 16 and plain.embedding_size == 32
+    x = face_batch(size=16)
+    with torch.no_grad():
+        assert torch.equal(plain(x), ddp(x))
+
+
+def test_named_backbone_is_built_and_must_fit(tmp_path: Path) -> None:
+    path = _save(fill(arcface_mbf_layout(64)), tmp_path / "mbf.pt")
+    assert load_pretrained(path, name="mbf").embedding_size == 64
+    with pytest.raises(CheckpointError, match="missing key|unexpected key|shape") as err:
+        load_pretrained(path, name="mobilefacenet")  # 64 channels, not mbf's 128
+    assert str(path) in str(err.value)
+
+
+# ------------------------------------------------------------------------------ refusals
+def test_wrong_embedding_size_names_the_tensor(tmp_path: Path) -> None:
+    path = _save(fill(arcface_mbf_layout(512)), tmp_path / "mbf.pt")
+    with pytest.raises(CheckpointError, match=r"features\.layers\.2\.weight.*512.*256") as err:
+        load_pretrained(path, embedding_size=256)
+    assert err.value.path == str(path)
+
+
+def test_known_family_with_another_size_names_the_tensor(tmp_path: Path) -> None:
+    state = fill(arcface_mbf_layout())
+    state["conv_sep.layers.0.weight"] = torch.zeros(256, 256, 1, 1)  # 256 channels where mbf has 512
+    path = _save(state, tmp_path / "mbf.pt")
+    with pytest.raises(CheckpointError, match=r"conv_sep\.layers\.0\.weight.*\(256, 256, 1, 1\)") as err:
+        load_pretrained(path)
+    assert err.value.path == str(path)
+
+
+def test_stray_key_in_a_known_family_is_named(tmp_path: Path) -> None:
+    state = fill(arcface_mbf_layout())
+    state["features.layers.9.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError, match=r"features\.layers\.9\.weight"):
+        load_pretrained(_save(state, tmp_path / "mbf.pt"))
+
+
+def test_unknown_layout_names_the_families_tried_and_the_keys(tmp_path: Path) -> None:
+    path = _save({"encoder.stem.weight": torch.zeros(4, 3), "encoder.out.bias": torch.zeros(4)},
+                 tmp_path / "vit.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_pretrained(path)
+    text = str(err.value)
+    assert str(path) in text and "encoder.stem.weight" in text
+    assert "arcface_torch iresnet" in text and "arcface_torch mbf" in text and "massface" in text
+    with pytest.raises(CheckpointError, match="arcface_torch mbf") as forced:
+        load_pretrained(_save(build_backbone("mobilefacenet", 16).state_dict(), tmp_path / "own.pt"),
+                        source="arcface_torch")
+    assert "massface" not in forced.value.reason.split(";")[0]
+
+
+def test_unknown_source_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="source"):
+        load_pretrained(tmp_path / "x.pt", source="tface")  # type: ignore[arg-type]
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('executed')",)
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    state = fill(arcface_mbf_layout(16))
+    state["payload"] = _Exploit(marker)  # type: ignore[assignment]
+    path = tmp_path / "evil.pt"
+    torch.save(state, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(CheckpointError, match="never executes code") as err:
+        load_pretrained(path)
+    assert err.value.path == str(path)
+    assert not marker.exists(), "the checkpoint's code ran"
+
+
+# ------------------------------------------------------------------------------ massface checkpoints
+@pytest.mark.parametrize("name", ["mobilefacenet", "ir_se50", "ghostnet"])
+def test_massface_checkpoints_are_rebuilt(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _calibrated(build_backbone(name, 24, input_size=32))
+    trainer = {"step": 7, "model": model.state_dict(), "head": {"weight": torch.zeros(24, 3)}}
+    path = _save(trainer, tmp_path / "latest.pt")
+    loaded = load_pretrained(path)
+    assert type(loaded) is type(model) and repr(loaded) == repr(model)
+    assert load_pretrained(path, source="massface").embedding_size == 24
+    x = face_batch(size=32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+# ------------------------------------------------------------------------------ export
+@pytest.mark.parametrize("name", ["iresnet18", "mobilefacenet_x2"])
+def test_export_writes_arcface_torch_layout_and_round_trips(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    size = 16 if name == "iresnet18" else 112
+    model = _calibrated(build_backbone(name, 32, input_size=size))
+    path = export_pretrained(model, tmp_path / "out" / "model.pt", "arcface_torch")
+    written = load_checkpoint(path)
+    expected = (arcface_iresnet_layout(DEPTHS[18], 32, side=1) if name == "iresnet18"
+                else arcface_mbf_layout(32))
+    assert [(k, tuple(v.shape)) for k, v in written.items()] == list(expected.items())  # names, order, shapes
+    back = load_pretrained(path)
+    assert repr(back) == repr(model)
+    assert list(back.state_dict()) == list(model.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values()))
+    x = face_batch(size=size)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("make", [
+    lambda: build_backbone("ghostnet", 8, input_size=32),
+    lambda: build_backbone("ir_se50", 8, input_size=16),
+    lambda: build_backbone("mobilefacenet_massface", 8, input_size=32),
+    lambda: IResNet((1, 1, 1, 1), 8, shortcut="pool", input_size=16),
+    lambda: IResNet((1, 1, 1, 1), 8, head_bn="no_affine", input_size=16),
+    lambda: IResNet((1, 1, 1, 1), 8, fc_bn=False, input_size=16),
+], ids=["ghostnet", "ir_se50", "mobilefacenet_massface", "pool_shortcut", "no_affine_bn", "no_bn"])
+def test_export_refuses_models_without_an_arcface_torch_counterpart(make, tmp_path: Path) -> None:
+    model = make()
+    with pytest.raises(ValueError, match=rf"{type(model).__name__} has no arcface_torch counterpart"):
+        export_pretrained(model, tmp_path / "model.pt", "arcface_torch")
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="target"):
+        export_pretrained(model, tmp_path / "model.pt", "tface")

@@ -1,4 +1,4 @@
-"""Reading checkpoints and weight files without executing anything from them.
+"""Reading checkpoints and weight files without executing anything from them, and writing them atomically.
 
 Every checkpoint massface opens — a resumed run, ``model.init_checkpoint``, ``massface eval`` and
 ``export-onnx`` state dicts, PartialFC and cross-batch-memory state inside them — goes through
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "load_checkpoint", "load_module_state", "find_state_dict", "load_backbone_weights"]
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "load_module_state", "find_state_dict", "load_backbone_weights"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -145,3 +146,22 @@ def load_backbone_weights(model: nn.Module, checkpoint: PathLike, what: str = "m
     :func:`find_state_dict` describes. Errors are :class:`CheckpointError` naming the file and key."""
     state = find_state_dict(load_checkpoint(checkpoint), checkpoint)
     load_module_state(model, state, checkpoint, what)
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save(obj, path)`` through a temporary file in the same directory, flushed to disk and renamed over
+    ``path``: a kill at any moment leaves the previous file or the new one, never a torn one. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,7 +1,7 @@
 """Training checkpoints: atomic writes, ``latest.pt`` plus periodic ``step_XXXXXXXX.pt`` (oldest pruned).
 
 Reading goes through :func:`massface.serialization.load_checkpoint` (``weights_only=True``: nothing in the
-file is executed). Writing goes through a temporary file in the same directory, flushed to disk and renamed over the target,
+file is executed). Writing goes through :func:`massface.serialization.atomic_save`: a temporary file in the same directory, flushed to disk and renamed over the target,
 so a kill at any moment leaves either the previous or the new file — never a torn one. A temporary file
 orphaned by such a kill is removed by :meth:`CheckpointManager.remove_orphans` on the next start.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from massface.serialization import CheckpointError, PathLike, load_checkpoint, load_module_state
+from massface.serialization import CheckpointError, PathLike, atomic_save, load_checkpoint, load_module_state
 
 __all__ = [
     "CheckpointError",
@@ -33,24 +31,6 @@ _TMP_FILE = re.compile(r"^\..+\.pt\..+\.tmp$")  # what atomic_save's mkstemp nam
 
 #: fields every trainer checkpoint holds (``Trainer.state_dict``)
 TRAINER_FIELDS = ("step", "model", "head", "optimizer", "scheduler", "scaler", "sampler", "rng", "world_size")
-
-
-def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save(obj, path)`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 class CheckpointManager:

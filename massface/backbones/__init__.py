@@ -23,6 +23,7 @@ _EXPORTS = {
     "onnx_max_abs_diff": "onnx",
     "load_backbone_weights": "onnx",
     "load_pretrained": "pretrained",
+    "load_weights": "pretrained",
     "export_pretrained": "pretrained",
     "MobileFaceNet": "mobilefacenet",
     "IResNet": "iresnet",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from massface._torch import eval_mode
-from massface.serialization import load_backbone_weights  # the one weight loader, re-exported here
+from massface.backbones.pretrained import load_weights
 
 
 @contextlib.contextmanager
@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backbone", required=True, help=f"one of: {', '.join(list_backbones())}")
     parser.add_argument("--output", required=True, help="path of the .onnx file to write")
-    parser.add_argument("--checkpoint", default=None, help="state dict to load (strict); random weights if omitted")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint to load (strict; massface or a pretrained family); random weights if omitted")
+    parser.add_argument("--source", default="auto", choices=("auto", "arcface_torch", "massface"),
+                        help="checkpoint family of --checkpoint (default: detected from its keys)")
     parser.add_argument("--embedding-size", type=int, default=None, help="embedding width D (preset default)")
     parser.add_argument("--input-size", type=int, default=112, help="square input side (default 112)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         options = _check_options(get_spec(args.backbone).family, args.options)
         model = build_backbone(args.backbone, args.embedding_size, input_size=args.input_size, **options)
         if args.checkpoint is not None:
-            load_backbone_weights(model, args.checkpoint)
+            load_weights(model, args.checkpoint, source=args.source)
         path = export_onnx(model, args.output, dynamic_batch=not args.static_batch, opset=args.opset)
     except (ValueError, FileNotFoundError, TypeError) as exc:  # CheckpointError is a ValueError
         print(f"massface export-onnx: error: {exc}", file=sys.stderr)

@@ -61,7 +61,7 @@ from massface.serialization import (
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
 
-__all__ = ["load_pretrained", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map"]
+__all__ = ["load_pretrained", "load_weights", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map"]
 
 Source = Literal["auto", "arcface_torch", "massface"]
 SOURCES: tuple[str, ...] = ("arcface_torch", "massface")
@@ -429,3 +429,16 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
 def _structure(model: nn.Module) -> str:
     """The module tree as text, dropout rates (not part of the weights) left out."""
     return re.sub(r"Dropout\(p=[^)]*\)", "Dropout", repr(model))
+
+
+def load_weights(model: nn.Module, path: PathLike, *, source: Source = "auto", what: str = "model") -> None:
+    """Load the checkpoint at ``path`` — of any family :func:`load_pretrained` reads — into the existing
+    ``model`` (strict). Used by the trainer's ``model.init_checkpoint`` (+ ``model.init_source``) and
+    ``massface export-onnx --checkpoint`` (+ ``--source``).
+
+    Raises:
+        CheckpointError: naming the file — as :func:`load_pretrained` does, or the first key or shape of the
+            checkpoint's network that differs from ``model`` (``what`` prefixes the key, e.g. ``model.``).
+    """
+    pretrained = load_pretrained(path, source=source)
+    load_module_state(model, pretrained.state_dict(), path, what)

@@ -34,10 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a face-embedding model on verification .bin sets (LFW, CFP, AgeDB, CALFW, CPLFW, "
         "VGG2-FP) with insightface's 10-fold protocol, and optionally on IJB-B/C.",
     )
-    p.add_argument("--model", required=True, help="state dict (needs --backbone), ONNX file, or TorchScript file (needs --trust-torchscript)")
+    p.add_argument("--model", required=True, help="checkpoint (massface or a pretrained family, detected), ONNX file, or TorchScript file (needs --trust-torchscript)")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="allow a TorchScript --model (a program: its code runs); refused without this flag")
-    p.add_argument("--backbone", help="backbone name for a state dict (see massface.backbones.list_backbones)")
+    p.add_argument("--source", default="auto", choices=("auto", "arcface_torch", "massface"),
+                   help="checkpoint family of --model (default: detected from its keys)")
+    p.add_argument("--backbone", help="build this zoo entry instead of the detected one (massface.backbones."
+                                      "list_backbones); the checkpoint's tensors must fit it")
     p.add_argument("--embedding-size", type=int, default=None, help="embedding size of --backbone")
     p.add_argument("--data-dir", help="directory holding <set>.bin files")
     p.add_argument("--lfw-pairs", help="LFW pairs.txt (with --lfw-root) instead of / besides lfw.bin")
@@ -118,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(max(1, args.threads))
     try:
         model = load_model(args.model, backbone=args.backbone, embedding_size=args.embedding_size, device=args.device,
-                           trust_torchscript=args.trust_torchscript)
+                           trust_torchscript=args.trust_torchscript, source=args.source)
         bins = {}
         if args.data_dir is not None:
             sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None

@@ -57,20 +57,23 @@ def load_model(
     embedding_size: int | None = None,
     device: Any = "cpu",
     trust_torchscript: bool = False,
+    source: str = "auto",
 ) -> Callable[[Any], Any]:
-    """Open an embedding model: ``.onnx`` (onnxruntime), a state dict + ``backbone`` name, or TorchScript.
+    """Open an embedding model: ``.onnx`` (onnxruntime), a checkpoint of a known family, or TorchScript.
 
-    State dicts may be bare or under ``"backbone"`` / ``"model"`` / ``"state_dict"`` and are read with
-    :func:`massface.serialization.load_backbone_weights` (``weights_only=True``: nothing in the file runs).
+    Checkpoints — massface state dicts and trainer checkpoints, the field's pretrained files (arcface_torch's
+    ``model.pt``, ...) — are read by :func:`massface.backbones.load_pretrained` (``weights_only=True``: nothing
+    in the file runs), the family detected from the keys unless ``source`` names it; ``backbone`` builds that
+    zoo entry instead of the detected one (``massface eval --backbone``, ``--source``).
     A TorchScript archive is a program — its ``forward`` is code from the file — so it is refused unless
     ``trust_torchscript=True`` (``massface eval --trust-torchscript``) says its source is trusted.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        CheckpointError: a TorchScript file without ``trust_torchscript``, a state dict without ``backbone``,
-            or weights that do not fit the backbone (naming the file and the first mismatching key).
+        CheckpointError: a TorchScript file without ``trust_torchscript``, a layout of no known family, or
+            weights that do not fit the backbone (naming the file and the first mismatching tensor).
     """
-    from massface.serialization import CheckpointError, load_backbone_weights
+    from massface.serialization import CheckpointError
 
     path = Path(path)
     if not path.is_file():
@@ -90,11 +93,7 @@ def load_model(
         with warnings.catch_warnings():  # torch.jit.load's own deprecation notice
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location=device).eval()
-    if backbone is None:
-        raise CheckpointError(path, "is a state dict, not TorchScript / ONNX: pass the backbone name it was "
-                                    "trained with (--backbone)")
-    from massface.backbones import build_backbone
+    from massface.backbones import load_pretrained
 
-    net = build_backbone(backbone, embedding_size)
-    load_backbone_weights(net, path)
+    net = load_pretrained(path, source=source, name=backbone, embedding_size=embedding_size)  # type: ignore[arg-type]
     return net.to(device).eval()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from massface.backbones.pretrained import load_weights
 from massface.losses import (
     AdaFace,
     ArcFace,
@@ -40,7 +41,7 @@ from massface.losses import (
     TripletLoss,
 )
 from massface.sampling import PKSampler
-from massface.serialization import CheckpointError, load_backbone_weights
+from massface.serialization import CheckpointError
 from massface.training import distributed as mfdist
 from massface.training.batch_sources import (
     BatchSource,
@@ -203,7 +204,7 @@ def build_model(cfg: Config) -> nn.Module:
         raise ConfigError(f"model: {err}") from err
     if m.init_checkpoint:
         try:
-            load_backbone_weights(model, m.init_checkpoint)
+            load_weights(model, m.init_checkpoint, source=m.init_source)
         except CheckpointError as err:
             raise CheckpointError(m.init_checkpoint, f"(model.init_checkpoint) {err.reason}") from None
     return model

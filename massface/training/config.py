@@ -177,7 +177,8 @@ class ModelConfig:
     fc_bn: bool = True  # BatchNorm1d after the embedding (MassFace --fc_bn, every backbone's default); false removes it
     dropout: float = 0.0
     input_size: int = 112  # side of the square input; any multiple of 16
-    init_checkpoint: str | None = None  # stage-1 weights (model state) to start from
+    init_checkpoint: str | None = None  # weights to start from: a massface run, or a pretrained file
+    init_source: Literal["auto", "arcface_torch", "massface"] = "auto"  # init_checkpoint's family (auto: detect)
     channels_last: bool = False
     lr_scale: float = 1.0  # backbone lr = optim.lr × lr_scale (the head's is optim.lr × loss.head.lr_scale)
     freeze_bn: bool = False  # BatchNorm running statistics frozen while training (affine weights still learn)

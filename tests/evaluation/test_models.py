@@ -35,3 +35,16 @@ def test_load_model_torchscript_and_onnx(tmp_path, TinyNet, _pairs):
         load_model(sd)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.onnx")
+
+
+def test_load_model_detects_an_arcface_torch_checkpoint(tmp_path):
+    from massface.backbones import build_backbone, export_pretrained
+
+    net = build_backbone("mobilefacenet_x2", 128).eval()  # insightface's mbf
+    path = export_pretrained(net, tmp_path / "model.pt", "arcface_torch")
+    x = torch.randn(2, 3, 112, 112)
+    loaded = load_model(path)  # no --backbone: the family, depth and size come from the keys
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    with pytest.raises(CheckpointError, match="model.pt"):
+        load_model(path, source="massface")  # forcing the wrong family is refused, naming the file

@@ -292,6 +292,20 @@ def test_adam_betas_and_eps(tmp_path):
 
 
 
+@covers("model.init_source")
+def test_init_checkpoint_from_an_arcface_torch_file(tmp_path):
+    from massface.backbones import export_pretrained
+    from massface.serialization import CheckpointError
+
+    source = Trainer(config(tmp_path / "a"), **QUIET).model
+    path = export_pretrained(source, tmp_path / "model.pt", "arcface_torch")  # insightface's mbf layout
+    started = Trainer(config(tmp_path / "b", model__init_checkpoint=str(path), model__init_source="arcface_torch"),
+                      **QUIET).model
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), started.state_dict().values()))
+    with pytest.raises(CheckpointError, match=r"model.pt: \(model.init_checkpoint\)"):
+        Trainer(config(tmp_path / "c", model__init_checkpoint=str(path), model__init_source="massface"), **QUIET)
+
+
 @covers("model.lr_scale", "model.freeze_bn", "loss.head.lr_scale")
 def test_fine_tuning_keys(tmp_path):
     trainer = Trainer(config(tmp_path, optim__lr=0.2, model__lr_scale=0.1, loss__head__lr_scale=2.0,

@@ -21,7 +21,7 @@ per stage plus the block inputs, at the cost of one extra forward of the body (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -42,6 +42,24 @@ STAGE_BLOCKS: dict[int, tuple[int, int, int, int]] = {
 """Blocks per stage for each depth (insightface: note 14, not 6, in stage 3 of r50)."""
 
 
+def residual_body(layers: list[nn.Module], channels: int, se: bool) -> nn.Sequential:
+    """``layers`` as one ``nn.Sequential``, ended by squeeze-and-excitation (reduction 16) when ``se``."""
+    if se:
+        layers.append(SqueezeExcite(channels, channels // 16, act="relu", bias=False))
+    return nn.Sequential(*layers)
+
+
+def residual_shortcut(in_channels: int, out_channels: int, stride: int, kind: Shortcut) -> nn.Module:
+    """Identity when shapes match; ``MaxPool2d(1, stride)`` for ``kind="pool"`` when only the stride differs
+    (face.evoLVe / TFace); otherwise conv1x1(stride) + BN (insightface)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if kind == "pool" and in_channels == out_channels:
+        return nn.MaxPool2d(1, stride)
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                         nn.BatchNorm2d(out_channels, eps=1e-5))
+
+
 class IRBlock(nn.Module):
     """Pre-activation IR block: ``BN -> conv3x3 -> BN -> PReLU -> conv3x3(stride) -> BN [-> SE] + shortcut``."""
 
@@ -55,19 +73,8 @@ class IRBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, stride, 1, bias=False),
             nn.BatchNorm2d(out_channels, eps=1e-5),
         ]
-        if se:
-            layers.append(SqueezeExcite(out_channels, out_channels // 16, act="relu", bias=False))
-        self.body = nn.Sequential(*layers)
-        self.shortcut: nn.Module
-        if stride == 1 and in_channels == out_channels:
-            self.shortcut = nn.Identity()
-        elif shortcut == "pool" and in_channels == out_channels:
-            self.shortcut = nn.MaxPool2d(1, stride)
-        else:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels, eps=1e-5),
-            )
+        self.body = residual_body(layers, out_channels, se)
+        self.shortcut = residual_shortcut(in_channels, out_channels, stride, shortcut)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x) + self.shortcut(x)
@@ -90,7 +97,39 @@ class IResNetBody(nn.Sequential):
         return x
 
 
-class IResNet(EmbeddingNet):
+class ResidualNet(EmbeddingNet):
+    """What every IR-family network shares: a stem, residual units stage by stage (the first unit of each
+    stage strides 2), the flatten-linear head, Kaiming init and optional gradient checkpointing. Subclasses
+    say how one unit is built (:meth:`_assemble`'s ``make_unit(in_channels, out_channels, stride)``)."""
+
+    def _assemble(self, stem: nn.Module, in_channels: int, blocks: Sequence[int], widths: Sequence[int],
+                  make_unit: Callable[[int, int, int], nn.Module], *, embedding_size: int, input_size: int,
+                  dropout: float, head_bn: HeadBN, fc_bn: bool, gradient_checkpointing: bool) -> None:
+        if len(blocks) != len(widths) or any(b < 1 for b in blocks):
+            raise ValueError(f"blocks must give >= 1 unit for each of the {len(widths)} stages; got {tuple(blocks)}")
+        units: list[nn.Module] = []
+        channels = in_channels
+        for n, width in zip(blocks, widths):
+            for i in range(n):
+                units.append(make_unit(channels, width, 2 if i == 0 else 1))
+                channels = width
+        self.features = IResNetBody(units, stem, gradient_checkpointing)  # type: ignore[arg-type]
+        self.head = FlattenHead(
+            channels, input_size // 16, embedding_size, check_dropout(dropout), head_bn if fc_bn else "none"
+        )
+        kaiming_init(self)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether residual units are recomputed in the backward pass (settable)."""
+        return self.features.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.features.gradient_checkpointing = bool(value)
+
+
+class IResNet(ResidualNet):
     """IResNet / IR-SE face backbone with the "E" output layer.
 
     Args:
@@ -123,8 +162,6 @@ class IResNet(EmbeddingNet):
         widths: Sequence[int] = (64, 128, 256, 512),
     ) -> None:
         super().__init__(embedding_size, input_size)
-        if len(blocks) != len(widths) or any(b < 1 for b in blocks):
-            raise ValueError(f"blocks must give >= 1 block for each of the {len(widths)} stages; got {tuple(blocks)}")
         if shortcut not in ("conv", "pool"):
             raise ValueError(f"shortcut must be 'conv' or 'pool'; got {shortcut!r}")
         stem = nn.Sequential(
@@ -132,26 +169,10 @@ class IResNet(EmbeddingNet):
             nn.BatchNorm2d(widths[0], eps=1e-5),
             nn.PReLU(widths[0]),
         )
-        units: list[IRBlock] = []
-        channels = widths[0]
-        for n, width in zip(blocks, widths):
-            for i in range(n):
-                units.append(IRBlock(channels, width, 2 if i == 0 else 1, se, shortcut))
-                channels = width
-        self.features = IResNetBody(units, stem, gradient_checkpointing)
-        self.head = FlattenHead(
-            channels, input_size // 16, embedding_size, check_dropout(dropout), head_bn if fc_bn else "none"
-        )
-        kaiming_init(self)
-
-    @property
-    def gradient_checkpointing(self) -> bool:
-        """Whether residual blocks are recomputed in the backward pass (settable)."""
-        return self.features.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, value: bool) -> None:
-        self.features.gradient_checkpointing = bool(value)
+        self._assemble(stem, widths[0], blocks, widths,
+                       lambda cin, cout, stride: IRBlock(cin, cout, stride, se, shortcut),
+                       embedding_size=embedding_size, input_size=input_size, dropout=dropout, head_bn=head_bn,
+                       fc_bn=fc_bn, gradient_checkpointing=gradient_checkpointing)
 
 
 def _depth_blocks(depth: int) -> tuple[int, int, int, int]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from massface._torch import eval_mode
-from massface.backbones.pretrained import load_weights
+from massface.backbones.pretrained import SOURCES, load_weights
 
 
 @contextlib.contextmanager
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="path of the .onnx file to write")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint to load (strict; massface or a pretrained family); random weights if omitted")
-    parser.add_argument("--source", default="auto", choices=("auto", "arcface_torch", "massface"),
+    parser.add_argument("--source", default="auto", choices=("auto", *SOURCES),
                         help="checkpoint family of --checkpoint (default: detected from its keys)")
     parser.add_argument("--embedding-size", type=int, default=None, help="embedding width D (preset default)")
     parser.add_argument("--input-size", type=int, default=112, help="square input side (default 112)")

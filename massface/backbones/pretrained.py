@@ -6,6 +6,15 @@ Sources (``source=``), detected from the file's keys and shapes when ``source="a
   raw ``state_dict`` that ``train_v2.py`` saves (``model.pt``), DDP's ``module.`` prefix allowed. Depth, width,
   embedding size and input size are read from the tensors (blocks counted per ``layerN``, D from ``fc`` /
   ``features.layers.2``, the input side from ``fc``'s in-features or the GDC kernel).
+* ``"tface"`` -- Tencent TFace ``recognition/torchkit/backbone/model_irse.py`` ``IR_18/34/50/101/152/200`` and
+  ``IR_SE_50/101/152/200``: the ``Backbone_*_checkpoint.pth`` state dicts its trainer saves (``module.`` allowed),
+  read into the zoo's ``ir18/34/50/100`` / ``ir_se50/100`` (massface IResNets with max-pool shortcuts and a
+  BatchNorm1d without affine) and ``ir152/200`` / ``ir_se152/200`` (:class:`~massface.backbones.ir.IRBottleneckNet`).
+  Units are counted from ``body.N`` (bottleneck units have ``res_layer.8``), stages start at unit 0 and at every
+  unit with a ``shortcut_layer`` conv, SE from ``res_layer.se_block.fc1``, D and the input side (112 or 224) from
+  ``output_layer.3``. face.evoLVe's original ``bottleneck_IR`` (no BN between its first conv and the PReLU, so
+  ``res_layer.2`` is a PReLU -- its IR_50 / IR_152 files do *not* share TFace's layout) has no massface
+  counterpart and is refused naming the key.
 * ``"massface"`` -- massface's own backbone state dicts and trainer checkpoints (found by
   :func:`massface.serialization.find_state_dict`); the zoo entry whose keys and shapes match is built.
 
@@ -14,6 +23,14 @@ is arcface_torch's own convention (its ``inference.py`` converts BGR to RGB and 
 no weight is changed: the loaded model's forward equals arcface_torch's on the same tensor (measured against
 arcface_torch's own code, fp32, random weights and BN statistics: max relative difference 0 -- bit-identical --
 for r18, r34, r50, r100, r200 and mbf; ``tests/backbones/data/arcface_torch_embeddings.pt`` holds its r18 / mbf outputs).
+
+TFace's own convention is the same RGB ``(x / 255 - 0.5) / 0.5``: measured against TFace's own ``Backbone`` (commit
+171ec14, outside massface; fp32, random weights, BN statistics and PReLU slopes, ``module.`` prefixed or not):
+max |diff| / max |ref| = 0 -- bit-identical -- for IR_18, IR_34, IR_50, IR_101, IR_152, IR_200, IR_SE_50,
+IR_SE_101, IR_SE_152, IR_SE_200 at 112x112 and IR_50 at 224x224; ``export_pretrained(..., "tface")`` files load
+strictly into TFace's ``Backbone`` with the same key order, giving identical outputs. Parameter counts equal
+TFace's (IR_50 43.59 M, IR_SE_50 43.81 M, IR_101 65.15 M, IR_SE_101 65.52 M, IR_152 109.64 M, IR_200 114.14 M,
+IR_SE_152 116.21 M, IR_SE_200 121.24 M).
 
 Key mapping (arcface_torch module -> massface module; the leaf -- ``weight``, ``bias``, ``running_mean``,
 ``running_var``, ``num_batches_tracked`` -- is kept)::
@@ -31,6 +48,12 @@ Key mapping (arcface_torch module -> massface module; the leaf -- ``weight``, ``
       conv_sep.layers.j                       features.1.j
       features.layers.0.layers.j              head.gdc.j
       features.layers.2 / features.layers.3   head.linear / head.bn
+    TFace IR / IR-SE (k = 1 + N; L = 6 for basic units, 9 for the bottleneck units of 152 / 200)
+      input_layer.0 / .1 / .2                 features.0.0 / features.0.1 / features.0.2
+      body.N.res_layer.0 ... .(L-1)           features.k.body.0 ... .(L-1)
+      body.N.res_layer.se_block.fc1 / fc2     features.k.body.L.reduce / .expand
+      body.N.shortcut_layer.0 / .1            features.k.shortcut.0 / .1   (MaxPool2d(1, s) shortcuts: no tensors)
+      output_layer.0 / .3 / .4                head.bn2d / head.linear / head.bn
 
 Every file is read by :func:`massface.serialization.load_checkpoint` (``weights_only=True``): nothing in it
 executes. Refusals are :class:`~massface.serialization.CheckpointError` naming the file and the first key or
@@ -58,15 +81,17 @@ from massface.serialization import (
     load_module_state,
 )
 
+from . import ir as _tf
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
 
-__all__ = ["load_pretrained", "load_weights", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map"]
+__all__ = ["load_pretrained", "load_weights", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map",
+           "tface_key_map"]
 
-Source = Literal["auto", "arcface_torch", "massface"]
-SOURCES: tuple[str, ...] = ("arcface_torch", "massface")
+Source = Literal["auto", "arcface_torch", "tface", "massface"]
+SOURCES: tuple[str, ...] = ("arcface_torch", "tface", "massface")
 """The checkpoint layouts :func:`load_pretrained` reads (``source="auto"`` tries them in this order)."""
-TARGETS: tuple[str, ...] = ("arcface_torch",)
+TARGETS: tuple[str, ...] = ("arcface_torch", "tface")
 """The layouts :func:`export_pretrained` writes."""
 
 _LEAF = re.compile(r"^(.*)\.([^.]+)$")
@@ -77,9 +102,20 @@ _IR_BLOCK_MODULES = (("bn1", "body.0"), ("conv1", "body.1"), ("bn2", "body.2"), 
                      ("downsample.1", "shortcut.1"))
 _MBF_UNIT = ("layers.0", "layers.1", "layers.2")  # expand / depthwise / linear of a DepthWise unit
 _CONV_BN_ACT = ("0", "1", "2")  # a ConvBlock's conv / BN / PReLU (a LinearBlock has the first two)
+_TF_UNIT = re.compile(r"^body\.(\d+)\.")
+
+
+def _tf_unit_modules(layers: int) -> tuple[tuple[str, str], ...]:
+    """A TFace unit's modules (``layers`` = 6 basic, 9 bottleneck) -> the massface unit's."""
+    return tuple((f"res_layer.{j}", f"body.{j}") for j in range(layers)) + (
+        ("res_layer.se_block.fc1", f"body.{layers}.reduce"), ("res_layer.se_block.fc2", f"body.{layers}.expand"),
+        ("shortcut_layer.0", "shortcut.0"), ("shortcut_layer.1", "shortcut.1"))
+
+
 _SIGNATURES: dict[str, tuple[str, ...]] = {
     "arcface_torch iresnet": ("conv1.weight", "layer1.0.conv1.weight", "fc.weight", "features.running_mean"),
     "arcface_torch mbf": ("layers.0.layers.0.weight", "conv_sep.layers.0.weight", "features.layers.2.weight"),
+    "tface ir": ("input_layer.0.weight", "body.0.res_layer.0.weight", "output_layer.3.weight"),
 }
 
 
@@ -123,6 +159,18 @@ def _mbf_module_map(residuals: tuple[int, int, int]) -> dict[str, str]:
     return pairs
 
 
+def _tface_module_map(units: int, bottleneck: bool = False) -> dict[str, str]:
+    """TFace torchkit ``Backbone`` (IR / IR-SE) module path -> massface :class:`IResNet` (basic units) or
+    :class:`~massface.backbones.ir.IRBottleneckNet` (bottleneck units) module path."""
+    pairs = {"input_layer.0": "features.0.0", "input_layer.1": "features.0.1", "input_layer.2": "features.0.2"}
+    unit_modules = _tf_unit_modules(9 if bottleneck else 6)
+    for j in range(units):
+        for theirs, mine in unit_modules:
+            pairs[f"body.{j}.{theirs}"] = f"features.{j + 1}.{mine}"
+    pairs.update({"output_layer.0": "head.bn2d", "output_layer.3": "head.linear", "output_layer.4": "head.bn"})
+    return pairs
+
+
 def _rename(state: Mapping[str, Tensor], modules: Mapping[str, str]) -> tuple[dict[str, Tensor], list[str]]:
     """Rename ``state``'s keys module by module; returns the renamed dict and the keys with no counterpart."""
     out: dict[str, Tensor] = {}
@@ -143,13 +191,35 @@ def arcface_torch_key_map(model: nn.Module) -> dict[str, str]:
     Raises:
         ValueError: naming the model when it has no arcface_torch counterpart.
     """
-    mine_to_theirs = {mine: theirs for theirs, mine in _module_map_for(model).items()}
+    return _key_map(model, _module_map_for(model), "arcface_torch")
+
+
+def tface_key_map(model: nn.Module) -> dict[str, str]:
+    """massface state-dict key -> TFace torchkit key for ``model`` (an :class:`IResNet` such as ``ir50`` /
+    ``ir_se50``, or an :class:`~massface.backbones.ir.IRBottleneckNet`: ``ir152`` ... ``ir_se200``).
+
+    Raises:
+        ValueError: naming the model when it has no TFace counterpart.
+    """
+    if not isinstance(model, (_ir.IResNet, _tf.IRBottleneckNet)):
+        raise _no_counterpart(model, "tface", "TFace's IR / IR-SE layout is read into massface IResNets and "
+                                              "IRBottleneckNets only")
+    bn = getattr(model.head, "bn", None)
+    if not isinstance(bn, nn.BatchNorm1d) or bn.affine:
+        raise _no_counterpart(model, "tface", "TFace's output_layer ends in BatchNorm1d(affine=False) "
+                                              "(head_bn='no_affine')")
+    bottleneck = isinstance(model, _tf.IRBottleneckNet)
+    return _key_map(model, _tface_module_map(len(model.features) - 1, bottleneck), "tface")
+
+
+def _key_map(model: nn.Module, modules: Mapping[str, str], target: str) -> dict[str, str]:
+    mine_to_theirs = {mine: theirs for theirs, mine in modules.items()}
     out: dict[str, str] = {}
     for key in model.state_dict():
         found = _LEAF.match(key)
         theirs = mine_to_theirs.get(found.group(1)) if found else None
         if theirs is None:
-            raise _no_counterpart(model, "arcface_torch", f"its tensor {key!r} has no arcface_torch name")
+            raise _no_counterpart(model, target, f"its tensor {key!r} has no {target} name")
         out[key] = f"{theirs}.{found.group(2)}"  # type: ignore[union-attr]
     return out
 
@@ -264,6 +334,56 @@ def _arcface_mbf(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
     return _renamed(state, _mbf_module_map(residuals), "arcface_torch mbf", name, build, path)
 
 
+def _tface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """TFace torchkit ``Backbone`` (``IR_18 ... IR_200``, ``IR_SE_50 ... IR_SE_200``): stages, unit kind and SE
+    from the keys."""
+    units = 1 + max(int(m.group(1)) for m in map(_TF_UNIT.match, state) if m)
+    bottleneck = "body.0.res_layer.8.weight" in state
+    if "body.0.res_layer.2.running_mean" not in state:
+        raise CheckpointError(path, "body.0.res_layer.2 is not a BatchNorm: face.evoLVe's original bottleneck_IR "
+                                    "(conv3x3 -> PReLU without the BN between) has no massface counterpart; TFace's "
+                                    "and AdaFace's IR units have it")
+    starts = sorted({0} | {j for j in range(units) if f"body.{j}.shortcut_layer.0.weight" in state})
+    if len(starts) != 4:
+        raise CheckpointError(path, f"tface ir: {len(starts)} stages found (a stage starts at unit 0 and at every "
+                                    "unit with shortcut_layer.0.weight), massface IResNets have 4")
+    blocks = tuple(b - a for a, b in zip(starts, [*starts[1:], units]))
+    last_conv = "res_layer.7" if bottleneck else "res_layer.4"
+    widths = tuple(int(state[f"body.{j}.{last_conv}.weight"].shape[0]) for j in starts)
+    se = "body.0.res_layer.se_block.fc1.weight" in state
+    fc = state["output_layer.3.weight"]
+    if fc.dim() != 2:
+        raise CheckpointError(path, f"output_layer.3.weight: expected a matrix, got shape {tuple(fc.shape)}")
+    embedding_size, flat = int(fc.shape[0]), int(fc.shape[1])
+    side = round((flat / widths[-1]) ** 0.5)
+    if "output_layer.4.weight" in state:
+        head_bn = "affine"
+    else:
+        head_bn = "no_affine" if "output_layer.4.running_mean" in state else "none"
+    table = _tf.BLOCKS if bottleneck else {d: _ir.STAGE_BLOCKS[d] for d in (18, 34, 50, 100)}
+    depth = next((d for d, b in table.items() if b == blocks), None)
+    standard_widths = (256, 512, 1024, 2048) if bottleneck else (64, 128, 256, 512)
+    standard = depth is not None and widths == standard_widths and head_bn == "no_affine"
+    if standard and (not se or depth != 18 and depth != 34):
+        name = f"ir_se{depth}" if se else f"ir{depth}"
+    else:
+        kind = "IRBottleneckNet" if bottleneck else "IResNet"
+        name = f"{kind}(blocks={blocks}, se={se}, head_bn={head_bn!r})"
+
+    def build(zoo_name: str | None) -> nn.Module:
+        if zoo_name is not None:
+            from .registry import build_backbone
+
+            return build_backbone(zoo_name, embedding_size=embedding_size, input_size=16 * side)
+        if bottleneck:
+            return _tf.IRBottleneckNet(blocks, embedding_size, se=se, head_bn=head_bn,  # type: ignore[arg-type]
+                                       input_size=16 * side, widths=widths)
+        return _ir.IResNet(blocks, embedding_size, se=se, shortcut="pool", head_bn=head_bn,  # type: ignore[arg-type]
+                           input_size=16 * side, widths=widths)
+
+    return _renamed(state, _tface_module_map(units, bottleneck), "tface ir", name, build, path)
+
+
 def _renamed(state: Mapping[str, Tensor], modules: Mapping[str, str], family: str, name: str,
              build: Callable[[str | None], nn.Module], path: PathLike) -> _Layout:
     renamed, unmapped = _rename(state, modules)
@@ -297,10 +417,12 @@ def _massface_candidates(state: Mapping[str, Tensor]) -> list[tuple[str, dict[st
     blocks = len({key.split(".")[1] for key in state if key.startswith("features.")}) - 1
     names = []
     for name in list_backbones():
-        if (get_spec(name).family is _ir.IResNet) != flatten_head:
+        family = get_spec(name).family
+        if (family in (_ir.IResNet, _tf.IRBottleneckNet)) != flatten_head:
             continue
         depth = re.search(r"(\d+)$", name)
-        if flatten_head and depth and sum(_ir.STAGE_BLOCKS.get(int(depth.group(1)), ())) != blocks:
+        table = _tf.BLOCKS if family is _tf.IRBottleneckNet else _ir.STAGE_BLOCKS
+        if flatten_head and depth and sum(table.get(int(depth.group(1)), ())) != blocks:
             continue
         names.append(name)
     return [(name, {**options, **extra}) for name in names for extra in fc_bn]
@@ -334,6 +456,10 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
             tried.append(family)
             if all(key in state for key in _SIGNATURES[family]):
                 return reader(state, path)
+    if source in ("auto", "tface"):
+        tried.append("tface ir")
+        if all(key in state for key in _SIGNATURES["tface ir"]):
+            return _tface(state, path)
     if source in ("auto", "massface"):
         tried.append("massface (zoo: build_backbone names)")
         found = _massface(state, path)
@@ -342,7 +468,8 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
     first = list(state)[:4]
     raise CheckpointError(path, f"unknown layout: not {' / '.join(tried)}; the first keys "
                                 f"{first} match none of them (arcface_torch iresnet starts with 'conv1.weight', "
-                                "mbf with 'layers.0.layers.0.weight', massface with 'features.0.0.weight')")
+                                "mbf with 'layers.0.layers.0.weight', tface with 'input_layer.0.weight', massface with "
+                                "'features.0.0.weight')")
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -357,15 +484,15 @@ def load_pretrained(
     """A massface backbone in eval mode carrying the weights of the checkpoint at ``path``.
 
     Args:
-        path: an arcface_torch ``model.pt`` (raw state dict, ``module.`` prefixes allowed), or a massface backbone
-            state dict / trainer checkpoint.
-        source: ``"auto"`` (detect from keys and shapes), ``"arcface_torch"`` or ``"massface"``.
+        path: an arcface_torch ``model.pt`` or TFace ``Backbone_*_checkpoint.pth`` (raw state dicts, ``module.``
+            prefixes allowed), or a massface backbone state dict / trainer checkpoint.
+        source: ``"auto"`` (detect from keys and shapes), ``"arcface_torch"``, ``"tface"`` or ``"massface"``.
         name: a :func:`~massface.backbones.build_backbone` name to build instead of the detected one (its
             tensors must then fit exactly).
         embedding_size: the D the caller expects; a checkpoint with another D is refused, naming the tensor.
         map_location: where the tensors are read to and the model is moved to (``None``: where they were saved).
 
-    The model takes RGB ``(x / 255 - 0.5) / 0.5`` 112x112 input (arcface_torch's own convention); its forward
+    The model takes RGB ``(x / 255 - 0.5) / 0.5`` 112x112 input (arcface_torch's and TFace's own convention); its forward
     equals the original network's. See the module docstring for the key mapping.
 
     Raises:
@@ -400,8 +527,11 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
 
     ``target="arcface_torch"``: a raw state dict with arcface_torch's key names (see the module docstring), as
     ``train_v2.py`` saves ``model.pt`` -- for massface IResNets with conv shortcuts and no SE (``iresnet*``) and
-    MobileFaceNets of the mbf layout (``mobilefacenet_x2``). Written atomically (temporary file + ``os.replace``).
-    ``load_pretrained(export_pretrained(m, p))`` rebuilds ``m`` exactly.
+    MobileFaceNets of the mbf layout (``mobilefacenet_x2``). ``target="tface"``: a raw state dict with TFace
+    torchkit's ``Backbone`` key names, as its trainer saves ``Backbone_*_checkpoint.pth`` -- for IResNets with
+    max-pool shortcuts and a BatchNorm1d without affine (``ir18/34/50/100``, ``ir_se50/100``) and the bottleneck
+    ``IRBottleneckNet`` (``ir152/200``, ``ir_se152/200``). Written atomically
+    (temporary file + ``os.replace``). ``load_pretrained(export_pretrained(m, p))`` rebuilds ``m`` exactly.
 
     Raises:
         ValueError: naming the model and the target when the model has no counterpart there, or an unknown
@@ -411,19 +541,28 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
         raise ValueError(f"target must be one of {list(TARGETS)}; got {target!r}")
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
-    names = arcface_torch_key_map(model)
+    names = arcface_torch_key_map(model) if target == "arcface_torch" else tface_key_map(model)
     state = {names[key]: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    if target == "tface":
+        state = {key: state[key] for key in sorted(state, key=_tface_order)}
     try:
-        layout = _detect(state, "arcface_torch", os.fspath(path))
+        layout = _detect(state, target, os.fspath(path))
         with torch.device("meta"):
             rebuilt = layout.build(None)
     except CheckpointError as err:
         raise _no_counterpart(model, target, err.reason) from None
     if _structure(rebuilt) != _structure(model):
-        raise _no_counterpart(model, target, f"its architecture differs from arcface_torch's {layout.name} "
-                                             "(SE blocks, max-pool shortcuts or another stem / head)")
+        raise _no_counterpart(model, target, f"its architecture differs from {target}'s {layout.name} "
+                                             "(SE blocks, shortcuts, or another stem / head)")
 
     return atomic_save(state, path)
+
+
+def _tface_order(key: str) -> tuple[int, int, int]:
+    """TFace ``Backbone.state_dict()``'s order: input_layer, output_layer, then body; a unit's shortcut first."""
+    section = ("input_layer", "output_layer", "body").index(key.split(".", 1)[0])
+    unit = _TF_UNIT.match(key)
+    return section, int(unit.group(1)) if unit else 0, 0 if ".shortcut_layer." in key else 1
 
 
 def _structure(model: nn.Module) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from . import efficientnet as _eff
 from . import ghostnet as _ghost
+from . import ir as _tf
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
 
@@ -61,8 +62,30 @@ _SPECS: dict[str, BackboneSpec] = {
     "iresnet200": BackboneSpec(
         functools.partial(_ir.iresnet, 200), _ir.IResNet, 512, 118.8, 23.4, 453.0, "insightface r200"
     ),
+    # TFace torchkit / AdaFace IR and IR-SE (face.evoLVe blocks with a BN before the PReLU, max-pool shortcuts,
+    # BatchNorm1d without affine): ``ir*`` / ``ir_se*``, apart from insightface's ``iresnet*`` (conv shortcuts).
+    "ir18": BackboneSpec(functools.partial(_ir.ir_se, 18, se=False), _ir.IResNet, 512, None, None, None, "TFace IR_18"),
+    "ir34": BackboneSpec(functools.partial(_ir.ir_se, 34, se=False), _ir.IResNet, 512, None, None, None, "TFace IR_34"),
+    "ir50": BackboneSpec(functools.partial(_ir.ir_se, 50, se=False), _ir.IResNet, 512, None, None, None, "TFace IR_50"),
+    "ir100": BackboneSpec(
+        functools.partial(_ir.ir_se, 100, se=False), _ir.IResNet, 512, None, None, None, "TFace IR_101"
+    ),
+    "ir152": BackboneSpec(
+        functools.partial(_tf.ir_bottleneck, 152), _tf.IRBottleneckNet, 512, None, None, None, "TFace IR_152"
+    ),
+    "ir200": BackboneSpec(
+        functools.partial(_tf.ir_bottleneck, 200), _tf.IRBottleneckNet, 512, None, None, None, "TFace IR_200"
+    ),
     "ir_se50": BackboneSpec(functools.partial(_ir.ir_se, 50), _ir.IResNet, 512, None, None, None, "TFace IR_SE_50"),
     "ir_se100": BackboneSpec(functools.partial(_ir.ir_se, 100), _ir.IResNet, 512, None, None, None, "TFace IR_SE_101"),
+    "ir_se152": BackboneSpec(
+        functools.partial(_tf.ir_bottleneck, 152, se=True), _tf.IRBottleneckNet, 512, None, None, None,
+        "TFace IR_SE_152",
+    ),
+    "ir_se200": BackboneSpec(
+        functools.partial(_tf.ir_bottleneck, 200, se=True), _tf.IRBottleneckNet, 512, None, None, None,
+        "TFace IR_SE_200",
+    ),
     "ghostnet": BackboneSpec(_ghost.ghostnet, _ghost.GhostNet, 512, None, None, None, "TFace GhostNet_x1.3"),
     "efficientnet_b0": BackboneSpec(
         functools.partial(_eff.efficientnet, "b0"), _eff.EfficientNet, 512, None, None, None, "TFace EfficientNetB0"
@@ -77,9 +100,9 @@ BACKBONES: MappingProxyType[str, BackboneSpec] = MappingProxyType(_SPECS)
 
 ALIASES: MappingProxyType[str, str] = MappingProxyType(
     {"mbf": "mobilefacenet_x2", "r18": "iresnet18", "r34": "iresnet34", "r50": "iresnet50",
-     "r100": "iresnet100", "r200": "iresnet200"}
+     "r100": "iresnet100", "r200": "iresnet200", "ir101": "ir100", "ir_se101": "ir_se100"}
 )
-"""insightface's short names accepted by :func:`build_backbone`."""
+"""insightface's short names and TFace's depth spelling (``IR_101`` = ``ir100``) accepted by :func:`build_backbone`."""
 
 
 def list_backbones() -> list[str]:

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint (massface or a pretrained family, detected), ONNX file, or TorchScript file (needs --trust-torchscript)")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="allow a TorchScript --model (a program: its code runs); refused without this flag")
-    p.add_argument("--source", default="auto", choices=("auto", "arcface_torch", "massface"),
+    from massface.backbones.pretrained import SOURCES
+
+    p.add_argument("--source", default="auto", choices=("auto", *SOURCES),
                    help="checkpoint family of --model (default: detected from its keys)")
     p.add_argument("--backbone", help="build this zoo entry instead of the detected one (massface.backbones."
                                       "list_backbones); the checkpoint's tensors must fit it")

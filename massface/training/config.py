@@ -178,7 +178,7 @@ class ModelConfig:
     dropout: float = 0.0
     input_size: int = 112  # side of the square input; any multiple of 16
     init_checkpoint: str | None = None  # weights to start from: a massface run, or a pretrained file
-    init_source: Literal["auto", "arcface_torch", "massface"] = "auto"  # init_checkpoint's family (auto: detect)
+    init_source: Literal["auto", "arcface_torch", "tface", "massface"] = "auto"  # init_checkpoint's family (auto: detect)
     channels_last: bool = False
     lr_scale: float = 1.0  # backbone lr = optim.lr × lr_scale (the head's is optim.lr × loss.head.lr_scale)
     freeze_bn: bool = False  # BatchNorm running statistics frozen while training (affine weights still learn)

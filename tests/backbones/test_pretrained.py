@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from massface.backbones import build_backbone, export_pretrained, load_pretrained
+from massface.backbones.ir import IRBottleneckNet
 from massface.backbones.iresnet import IResNet
 from massface.backbones.pretrained import _detect
 from massface.serialization import CheckpointError, load_checkpoint
@@ -89,6 +91,73 @@ def arcface_mbf_layout(embedding_size: int = 512, residuals: tuple[int, int, int
     layout["features.layers.2.weight"] = (embedding_size, 512)
     _bn(layout, "features.layers.3", embedding_size)
     return layout
+
+
+def _tface_layout(blocks: tuple[int, ...], widths: tuple[int, ...], unit: Callable[[Layout, str, int, int], None],
+                  se: bool, embedding_size: int, side: int) -> Layout:
+    """The frame TFace's two unit kinds share, in ``__init__`` order: ``input_layer`` (conv3x3, BN, PReLU), then
+    ``output_layer`` (BN2d, Dropout, Flatten, Linear, BatchNorm1d(affine=False)), then ``body``; a unit assigns
+    ``shortcut_layer`` (MaxPool2d(1, stride) -- no tensors -- when the channel count is unchanged, else conv1x1 +
+    BN) before ``res_layer`` (``unit`` adds its layers; IR-SE ends it with ``se_block``: bias-free ``fc1`` / ``fc2``
+    1x1 convs, reduction 16)."""
+    layout: Layout = {"input_layer.0.weight": (64, 3, 3, 3)}
+    _bn(layout, "input_layer.1", 64)
+    layout["input_layer.2.weight"] = (64,)
+    _bn(layout, "output_layer.0", widths[-1])
+    layout["output_layer.3.weight"] = (embedding_size, widths[-1] * side * side)
+    layout["output_layer.3.bias"] = (embedding_size,)
+    layout["output_layer.4.running_mean"] = layout["output_layer.4.running_var"] = (embedding_size,)
+    layout["output_layer.4.num_batches_tracked"] = ()
+    j, cin = 0, 64
+    for depth, n in zip(widths, blocks):
+        for _ in range(n):
+            p = f"body.{j}"
+            if cin != depth:
+                layout[f"{p}.shortcut_layer.0.weight"] = (depth, cin, 1, 1)
+                _bn(layout, f"{p}.shortcut_layer.1", depth)
+            unit(layout, f"{p}.res_layer", cin, depth)
+            if se:
+                layout[f"{p}.res_layer.se_block.fc1.weight"] = (depth // 16, depth, 1, 1)
+                layout[f"{p}.res_layer.se_block.fc2.weight"] = (depth, depth // 16, 1, 1)
+            j, cin = j + 1, depth
+    return layout
+
+
+def _basic_unit(layout: Layout, p: str, cin: int, depth: int) -> None:
+    """``bottleneck_IR``'s ``res_layer``: BN, conv3x3, BN, PReLU, conv3x3(stride), BN."""
+    _bn(layout, f"{p}.0", cin)
+    layout[f"{p}.1.weight"] = (depth, cin, 3, 3)
+    _bn(layout, f"{p}.2", depth)
+    layout[f"{p}.3.weight"] = (depth,)
+    layout[f"{p}.4.weight"] = (depth, depth, 3, 3)
+    _bn(layout, f"{p}.5", depth)
+
+
+def _bottleneck_unit(layout: Layout, p: str, cin: int, depth: int) -> None:
+    """``BottleneckIR``'s ``res_layer``: BN, conv1x1 (c/4), BN, PReLU, conv3x3, BN, PReLU, conv1x1 (c, stride), BN."""
+    r = depth // 4
+    _bn(layout, f"{p}.0", cin)
+    layout[f"{p}.1.weight"] = (r, cin, 1, 1)
+    _bn(layout, f"{p}.2", r)
+    layout[f"{p}.3.weight"] = (r,)
+    layout[f"{p}.4.weight"] = (r, r, 3, 3)
+    _bn(layout, f"{p}.5", r)
+    layout[f"{p}.6.weight"] = (r,)
+    layout[f"{p}.7.weight"] = (depth, r, 1, 1)
+    _bn(layout, f"{p}.8", depth)
+
+
+def tface_ir_layout(blocks: tuple[int, ...], se: bool = False, embedding_size: int = 512, side: int = 7) -> Layout:
+    """TFace torchkit ``Backbone(input_size, num_layers, mode='ir' | 'ir_se')``'s state dict, in order
+    (``recognition/torchkit/backbone/model_irse.py``): basic units, stages of 64 / 128 / 256 / 512 channels."""
+    return _tface_layout(blocks, (64, 128, 256, 512), _basic_unit, se, embedding_size, side)
+
+
+def tface_bottleneck_layout(blocks: tuple[int, ...], se: bool = False, embedding_size: int = 512,
+                            side: int = 7) -> Layout:
+    """TFace ``Backbone(num_layers=152 | 200)``: ``BottleneckIR(SE)`` units, stages of 256 / 512 / 1024 / 2048
+    channels, the first unit of every stage with a conv1x1 + BN shortcut."""
+    return _tface_layout(blocks, (256, 512, 1024, 2048), _bottleneck_unit, se, embedding_size, side)
 
 
 def fill(layout: Layout, seed: int = 0) -> dict[str, Tensor]:
@@ -235,7 +304,7 @@ def test_unknown_layout_names_the_families_tried_and_the_keys(tmp_path: Path) ->
 
 def test_unknown_source_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="source"):
-        load_pretrained(tmp_path / "x.pt", source="tface")  # type: ignore[arg-type]
+        load_pretrained(tmp_path / "x.pt", source="caffe")  # type: ignore[arg-type]
 
 
 class _Exploit:
@@ -308,4 +377,106 @@ def test_export_refuses_models_without_an_arcface_torch_counterpart(make, tmp_pa
         export_pretrained(model, tmp_path / "model.pt", "arcface_torch")
     assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="target"):
-        export_pretrained(model, tmp_path / "model.pt", "tface")
+        export_pretrained(model, tmp_path / "model.pt", "caffe")
+
+
+# ------------------------------------------------------------------------------ TFace torchkit
+TFACE = [(18, False, "ir18"), (34, False, "ir34"), (50, False, "ir50"), (100, False, "ir100"),
+         (152, False, "ir152"), (200, False, "ir200"), (50, True, "ir_se50"), (100, True, "ir_se100"),
+         (152, True, "ir_se152"), (200, True, "ir_se200")]
+TFACE_BOTTLENECK = {152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}  # TFace get_blocks(152 | 200)
+
+
+def tface_layout(depth: int, se: bool = False, embedding_size: int = 512, side: int = 7) -> Layout:
+    if depth in TFACE_BOTTLENECK:
+        return tface_bottleneck_layout(TFACE_BOTTLENECK[depth], se, embedding_size, side)
+    return tface_ir_layout(DEPTHS[depth], se, embedding_size, side)
+
+
+@pytest.mark.parametrize(("depth", "se", "name"), TFACE, ids=[t[2] for t in TFACE])
+def test_auto_detects_every_tface_ir_and_ir_se(depth: int, se: bool, name: str) -> None:
+    layout = _detect(_meta(tface_layout(depth, se, embedding_size=128)), "auto", "b.pth")
+    assert (layout.family, layout.name) == ("tface ir", name)
+    with torch.device("meta"):
+        model, zoo = layout.build(None), layout.build(name)
+    family = IRBottleneckNet if depth in TFACE_BOTTLENECK else IResNet
+    assert type(model) is family and model.embedding_size == 128 and model.input_size == 112
+    assert repr(model) == repr(zoo)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in layout.state.items()}
+
+
+@pytest.mark.parametrize(("name", "millions"), [("ir50", 43.6), ("ir152", 109.6), ("ir_se200", 121.2)])
+def test_tface_ir_sizes(name: str, millions: float) -> None:
+    """IR_50: the published 43.6 M; IR_152 / IR_SE_200: the counts of TFace's own networks."""
+    with torch.device("meta"):
+        model = build_backbone(name)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == millions
+
+
+def test_tface_checkpoint_loads_with_and_without_ddp_prefix(tmp_path: Path) -> None:
+    state = fill(tface_ir_layout((1, 1, 1, 1), se=True, embedding_size=32, side=1))  # 16x16 input
+    plain = load_pretrained(_save(state, tmp_path / "Backbone_IR_SE_checkpoint.pth"))
+    ddp = load_pretrained(_save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pth"),
+                          source="tface", embedding_size=32)
+    assert plain.input_size == ddp.input_size == 16 and plain.embedding_size == 32 and not plain.training
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in _detect(state, "tface", "p").state.items())
+    x = face_batch(size=16)
+    with torch.no_grad():
+        assert torch.equal(plain(x), ddp(x))
+
+
+def test_tface_wrong_sizes_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    state = fill(tface_ir_layout((1, 1, 1, 1), embedding_size=32, side=1))
+    path = _save(state, tmp_path / "b.pth")
+    with pytest.raises(CheckpointError, match=r"output_layer\.3\.weight.*32.*64") as err:
+        load_pretrained(path, embedding_size=64)
+    assert err.value.path == str(path)
+    state["body.1.res_layer.4.weight"] = torch.zeros(128, 128, 1, 1)  # 1x1 where TFace has 3x3
+    with pytest.raises(CheckpointError, match=r"body\.1\.res_layer\.4\.weight.*\(128, 128, 1, 1\)"):
+        load_pretrained(_save(state, tmp_path / "bad.pth"))
+    with pytest.raises(CheckpointError, match=r"shape"):
+        load_pretrained(path, name="ir18")  # depth 18 is not these four units
+
+
+def test_tface_layouts_massface_cannot_hold_are_refused(tmp_path: Path) -> None:
+    state = _meta(tface_ir_layout((1, 1, 1, 1)))
+    evolve = {k.replace("res_layer.2.running_mean", "res_layer.2.x"): v for k, v in state.items()}
+    with pytest.raises(CheckpointError, match="face.evoLVe"):
+        _detect(evolve, "auto", "evolve.pth")
+    three_stages = {k: v for k, v in state.items() if not k.startswith("body.3.shortcut_layer.")}
+    with pytest.raises(CheckpointError, match="3 stages"):
+        _detect(three_stages, "tface", "b.pth")
+
+
+@pytest.mark.parametrize("name", ["ir18", "ir_se50", "small_bottleneck_se"])
+def test_export_writes_tface_layout_and_round_trips(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    if name == "small_bottleneck_se":
+        model = _calibrated(IRBottleneckNet((1, 1, 1, 1), 32, se=True, input_size=16))
+        expected = tface_bottleneck_layout((1, 1, 1, 1), True, 32, side=1)
+    else:
+        model = _calibrated(build_backbone(name, 32, input_size=16))
+        depth = int(name.removeprefix("ir_se").removeprefix("ir"))
+        expected = tface_ir_layout(DEPTHS[depth], name.startswith("ir_se"), 32, side=1)
+    path = export_pretrained(model, tmp_path / "Backbone_checkpoint.pth", "tface")
+    written = load_checkpoint(path)
+    assert [(k, tuple(v.shape)) for k, v in written.items()] == list(expected.items())  # names, order, shapes
+    back = load_pretrained(path)
+    assert repr(back) == repr(model)
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values()))
+    x = face_batch(size=16)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: build_backbone("iresnet18", 8, input_size=16),
+    lambda: build_backbone("mobilefacenet", 8, input_size=32),
+    lambda: IResNet((1, 1, 1, 1), 8, shortcut="pool", head_bn="fixed_gamma", input_size=16),
+], ids=["iresnet18", "mobilefacenet", "fixed_gamma_bn"])
+def test_export_refuses_models_without_a_tface_counterpart(make, tmp_path: Path) -> None:
+    model = make()
+    with pytest.raises(ValueError, match=rf"{type(model).__name__} has no tface counterpart"):
+        export_pretrained(model, tmp_path / "model.pth", "tface")
+    assert not any(tmp_path.iterdir())

@@ -9,7 +9,8 @@ from massface.backbones import build_backbone, get_spec, list_backbones, profile
 
 EXPECTED_NAMES = {
     "mobilefacenet", "mobilefacenet_x2", "mobilefacenet_massface", "iresnet18", "iresnet34", "iresnet50",
-    "iresnet100", "iresnet200", "ir_se50", "ir_se100", "ghostnet", "efficientnet_b0", "efficientnet_b1",
+    "iresnet100", "iresnet200", "ir_se50", "ir_se100", "ir18", "ir34", "ir50", "ir100", "ir152", "ir200",
+    "ir_se152", "ir_se200", "ghostnet", "efficientnet_b0", "efficientnet_b1",
 }
 
 

@@ -40,3 +40,13 @@ def test_config_errors_name_the_key(tmp_path):
     assert (cfg.data.p, cfg.data.k, cfg.loss.head.name, cfg.schedule.milestones) == (8, 3, "arcface", [10, 20])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_init_source_choices_are_the_loaders_sources():
+    import typing
+
+    from massface.backbones.pretrained import SOURCES
+    from massface.training.config import ModelConfig
+
+    hint = typing.get_type_hints(ModelConfig)["init_source"]
+    assert typing.get_args(hint) == ("auto", *SOURCES)

@@ -41,7 +41,7 @@ from massface.losses import (
     TripletLoss,
 )
 from massface.sampling import PKSampler
-from massface.serialization import CheckpointError
+from massface.serialization import CheckpointError, load_checkpoint, load_module_state
 from massface.training import distributed as mfdist
 from massface.training.batch_sources import (
     BatchSource,
@@ -215,6 +215,9 @@ def build_head(cfg: Config, embedding_size: int, num_classes: int) -> nn.Module 
 
     ``loss.head.s`` and ``loss.head.m`` are passed when set; ``None`` leaves the head's own default (e.g.
     SphereFace's ``s=None``, CosFace's ``m=0.35``). A key the head does not take is a ConfigError naming it.
+    With ``loss.head.init_from_checkpoint`` the class centres come from ``model.init_checkpoint``'s ``head``
+    (a massface trainer checkpoint of the same head and class count; a CheckpointError names the file and
+    the first mismatching tensor otherwise).
     """
     h = cfg.loss.head
     if not h.name:
@@ -225,9 +228,17 @@ def build_head(cfg: Config, embedding_size: int, num_classes: int) -> nn.Module 
     options = {key: value for key, value in (("s", h.s), ("m", h.m)) if value is not None}
     _check_options("loss.head", f"head {h.name!r}", cls, options)
     try:
-        return cls(embedding_size, num_classes, **options)
+        head = cls(embedding_size, num_classes, **options)
     except ValueError as err:
         raise ConfigError(f"loss.head ({h.name}): {err}") from err
+    if h.init_from_checkpoint:
+        path = cfg.model.init_checkpoint
+        state = load_checkpoint(path)
+        if not isinstance(state, dict) or not isinstance(state.get("head"), dict):
+            raise CheckpointError(path, "(loss.head.init_from_checkpoint) holds no classification head "
+                                        "(expected a massface trainer checkpoint with a 'head' state)")
+        load_module_state(head, state["head"], path, "head")
+    return head
 
 
 def build_miner(cfg: Config) -> nn.Module:

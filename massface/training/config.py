@@ -228,6 +228,7 @@ class HeadConfig:
     m: float | None = None  # margin; the head's default when omitted; its range is checked by the head
     pretrain_steps: int = 0  # train the head alone (backbone frozen) first
     lr_scale: float = 1.0
+    init_from_checkpoint: bool = False  # class centres from model.init_checkpoint's head (a massface run)
 
     def validate(self, path: str) -> None:
         _name(f"{path}.name", self.name, optional=True)
@@ -417,6 +418,9 @@ class Config:
         check_schedule(self.schedule, self.train.steps, self.optim.lr)
         if self.mining.mode != "online" and not self.loss.triplet.enabled:
             raise ConfigError(f"mining.mode: {self.mining.mode!r} mines triplets but loss.triplet is disabled")
+        if self.loss.head.init_from_checkpoint and not (self.loss.head.name and self.model.init_checkpoint):
+            raise ConfigError("loss.head.init_from_checkpoint needs loss.head.name and model.init_checkpoint "
+                              "(the checkpoint whose head holds the class centres)")
         if self.mining.mode in ("semi_online", "offline") and self.data.p * self.data.k < 3:
             raise ConfigError(f"mining.mode {self.mining.mode!r}: a batch of data.p × data.k = "
                               f"{self.data.p * self.data.k} images cannot hold one whole triplet (needs >= 3)")

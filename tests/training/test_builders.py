@@ -306,6 +306,28 @@ def test_init_checkpoint_from_an_arcface_torch_file(tmp_path):
         Trainer(config(tmp_path / "c", model__init_checkpoint=str(path), model__init_source="massface"), **QUIET)
 
 
+@covers("loss.head.init_from_checkpoint")
+def test_head_centres_from_the_init_checkpoint(tmp_path):
+    from massface.serialization import CheckpointError
+
+    first = Trainer(config(tmp_path / "a", train__steps=2), **QUIET)
+    first.fit()
+    latest = str(tmp_path / "a" / "checkpoints" / "latest.pt")
+    second = Trainer(config(tmp_path / "b", model__init_checkpoint=latest, loss__head__init_from_checkpoint=True),
+                     **QUIET)
+    assert torch.equal(second.head.weight, first.head.weight)
+    with pytest.raises(CheckpointError, match=r"head.weight: shape"):
+        Trainer(config(tmp_path / "c", model__init_checkpoint=latest, loss__head__init_from_checkpoint=True,
+                       data__synthetic_identities=10), **QUIET)  # another class count: named, not truncated
+    bare = tmp_path / "bare.pt"
+    torch.save(first.model.state_dict(), bare)
+    with pytest.raises(CheckpointError, match="holds no classification head"):
+        Trainer(config(tmp_path / "d", model__init_checkpoint=str(bare), loss__head__init_from_checkpoint=True),
+                **QUIET)
+    with pytest.raises(ConfigError, match="loss.head.init_from_checkpoint needs"):
+        config(tmp_path / "e", loss__head__init_from_checkpoint=True)
+
+
 @covers("model.lr_scale", "model.freeze_bn", "loss.head.lr_scale")
 def test_fine_tuning_keys(tmp_path):
     trainer = Trainer(config(tmp_path, optim__lr=0.2, model__lr_scale=0.1, loss__head__lr_scale=2.0,

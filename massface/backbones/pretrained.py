@@ -84,15 +84,12 @@ from massface.serialization import (
 from . import ir as _tf
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
+from .sources import SOURCES, TARGETS
 
 __all__ = ["load_pretrained", "load_weights", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map",
            "tface_key_map"]
 
 Source = Literal["auto", "arcface_torch", "tface", "massface"]
-SOURCES: tuple[str, ...] = ("arcface_torch", "tface", "massface")
-"""The checkpoint layouts :func:`load_pretrained` reads (``source="auto"`` tries them in this order)."""
-TARGETS: tuple[str, ...] = ("arcface_torch", "tface")
-"""The layouts :func:`export_pretrained` writes."""
 
 _LEAF = re.compile(r"^(.*)\.([^.]+)$")
 _AF_BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.")

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint (massface or a pretrained family, detected), ONNX file, or TorchScript file (needs --trust-torchscript)")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="allow a TorchScript --model (a program: its code runs); refused without this flag")
-    from massface.backbones.pretrained import SOURCES
+    from massface.backbones.sources import SOURCES
 
     p.add_argument("--source", default="auto", choices=("auto", *SOURCES),
                    help="checkpoint family of --model (default: detected from its keys)")

@@ -45,7 +45,7 @@ def test_config_errors_name_the_key(tmp_path):
 def test_init_source_choices_are_the_loaders_sources():
     import typing
 
-    from massface.backbones.pretrained import SOURCES
+    from massface.backbones.sources import SOURCES
     from massface.training.config import ModelConfig
 
     hint = typing.get_type_hints(ModelConfig)["init_source"]

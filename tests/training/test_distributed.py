@@ -59,11 +59,16 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 
+
+def _spawn(worker, world: int, tmp_path) -> None:
+    """Run ``worker(rank, world, port, out_dir)`` in ``world`` spawned processes on one free port."""
+    mp.start_processes(worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_global_mining_gradients_match_single_process(tmp_path):
     world = 2
-    mp.start_processes(_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    _spawn(_worker, world, tmp_path)
     x, y = _data()
     model = _model()
     objective = _objective(gather=False)
@@ -106,7 +111,7 @@ def _trainer_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 @pytest.mark.slow
 def test_trainer_under_two_gloo_processes_stays_in_sync_and_resumes_in_one(tmp_path):
     world = 2
-    mp.start_processes(_trainer_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    _spawn(_trainer_worker, world, tmp_path)
     r0, r1 = (torch.load(tmp_path / f"trainer_rank{r}.pt") for r in range(world))
     assert r0["triplets"] == r1["triplets"] == 2 * 2 * world, "mining saw the global P×K×world batch"
     for (name, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
@@ -115,7 +120,7 @@ def test_trainer_under_two_gloo_processes_stays_in_sync_and_resumes_in_one(tmp_p
     from massface.training.config import config_from_dict
     from massface.training.trainer import Trainer
 
-    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 3
     cfg = config_from_dict({**state["config"], "train": {**state["config"]["train"], "steps": 4}})
     single = Trainer(cfg, log=lambda m: None)
@@ -158,7 +163,7 @@ def _modes_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 @pytest.mark.slow
 def test_mining_modes_under_two_gloo_processes_stay_in_sync(tmp_path):
     world = 2
-    mp.start_processes(_modes_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    _spawn(_modes_worker, world, tmp_path)
     r0, r1 = (torch.load(tmp_path / f"modes_rank{r}.pt") for r in range(world))
     for mode in ("xbm", "semi_online", "offline"):
         assert len(r0[mode]["losses"]) == len(r1[mode]["losses"]) == 3, mode

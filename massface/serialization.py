@@ -5,7 +5,11 @@ Every checkpoint massface opens — a resumed run, ``model.init_checkpoint``, ``
 :func:`load_checkpoint`, i.e. ``torch.load(..., weights_only=True)``: tensors, numbers, strings, lists, tuples
 and dicts only. A file that needs anything else (a pickled module or class, a ``numpy`` object, a pickle
 whose ``__reduce__`` calls a function) is refused with a :class:`CheckpointError` naming the file; massface
-never falls back to an unrestricted unpickler and never advises doing so.
+never falls back to an unrestricted unpickler and never advises doing so. Foreign pretrained files
+(``inert_objects=True``, used by :func:`massface.backbones.load_pretrained`) may hold a few objects around their
+tensors -- a Lightning ``AttributeDict`` of hyper-parameters, an argparse ``Namespace`` (the classes of
+:data:`INERT_CLASSES`) -- that are read as empty :class:`~collections.OrderedDict` stand-ins: the class is never
+imported, nothing of it is called. A file naming any other class is refused as before.
 
 :func:`load_module_state` then fits a state dict to a module with an error that names the file and the first
 missing, unexpected or mis-shaped key, and :func:`load_backbone_weights` finds a backbone's state dict inside
@@ -19,6 +23,7 @@ import re
 import stat
 import tempfile
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -40,14 +45,38 @@ class CheckpointError(ValueError):
         super().__init__(f"checkpoint {self.path}: {message}")
 
 
+INERT_CLASSES: tuple[str, ...] = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "omegaconf.",
+                                  "argparse.Namespace")
+"""Class names (or module prefixes ending in ``.``) that ``inert_objects=True`` reads as empty stand-ins: the
+hyper-parameter containers of PyTorch-Lightning / Hydra checkpoints."""
+
+
+def _is_inert(name: str) -> bool:
+    return any(name.startswith(p) if p.endswith(".") else name == p for p in INERT_CLASSES)
+
+
+class _Inert:
+    """What an object of a class outside torch's allow-list becomes under ``inert_objects=True``: building one
+    (``REDUCE``, ``NEWOBJ``) returns an empty ``OrderedDict``, which takes the pickle's ``SETITEMS`` and ``BUILD``
+    as plain data. Its arguments are dropped; no code of the named class runs, the class is never imported."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> OrderedDict:  # type: ignore[misc]
+        return OrderedDict()
+
+
 def load_checkpoint(path: PathLike, map_location: str | torch.device | None = "cpu",
-                    required: Iterable[str] = ()) -> Any:
+                    required: Iterable[str] = (), *, inert_objects: bool = False) -> Any:
     """Read a checkpoint without executing anything from it (``torch.load(weights_only=True)``).
 
     Args:
         path: a regular file (directories, FIFOs and devices are refused before opening).
         map_location: where tensors are placed, as in ``torch.load``.
         required: top-level keys the object must be a mapping with.
+        inert_objects: read objects of the hyper-parameter classes of :data:`INERT_CLASSES` (found by
+            ``torch.serialization.get_unsafe_globals_in_checkpoint``, which reads the pickle without running it)
+            as empty ``OrderedDict`` stand-ins instead of refusing the file -- for foreign pretrained files whose
+            tensors sit beside pickled hyper-parameters. Their content is lost, their code never runs; any other
+            class still refuses the file.
 
     Raises:
         CheckpointError: naming the file and what is wrong — missing, not a regular file, not a torch
@@ -64,9 +93,7 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device | None = "c
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise CheckpointError(path, f"is {kind}; expected a file written by torch.save")
     try:
-        with warnings.catch_warnings():  # torch's note on protocol-4 pickles; the restricted load still decides
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = _restricted_load(path, map_location, inert_objects)
     except Exception as err:
         raise CheckpointError(path, _load_failure(err)) from None
     required = tuple(required)
@@ -77,6 +104,26 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device | None = "c
         if missing:
             raise CheckpointError(path, f"lacks field {missing[0]!r} (a trainer checkpoint holds {list(required)})")
     return obj
+
+
+def _restricted_load(path: Path, map_location: str | torch.device | None, inert_objects: bool) -> Any:
+    import pickle
+
+    with warnings.catch_warnings():  # torch's note on protocol-4 pickles; the restricted load still decides
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            if not inert_objects:
+                raise
+            try:
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            except Exception:  # not a zip checkpoint: nothing to list, the first refusal stands
+                names = []
+            if not names or not all(_is_inert(name) for name in names):
+                raise
+        with torch.serialization.safe_globals([(_Inert, name) for name in names]):
+            return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def _load_failure(err: Exception) -> str:

@@ -4,8 +4,8 @@
 ``mobilefacenet`` (+ ``mobilefacenet_x2`` = insightface mbf, ``mobilefacenet_massface``), ``iresnet18/34/50/100/200``,
 ``ir18/34/50/100/152/200`` and ``ir_se50/100/152/200`` (TFace / AdaFace IR, IR-SE), ``ghostnet``, ``efficientnet_b0/b1`` -- each mapping ``(N, 3, 112, 112)`` RGB to ``(N, D)``
 float32 embeddings.  ``profile(model)`` counts params / MACs / fp32 size; ``export_onnx(model, path)`` writes
-a dynamic-batch ONNX graph; ``load_pretrained(path)`` reads an arcface_torch, TFace or massface checkpoint into
-a zoo backbone and ``export_pretrained(model, path, "arcface_torch" | "tface")`` writes one back.  Nothing heavy is imported until a name is used.
+a dynamic-batch ONNX graph; ``load_pretrained(path)`` reads an arcface_torch, TFace, AdaFace, MagFace or massface checkpoint into
+a zoo backbone (also AdaFace and MagFace; ``load_class_centres(path)`` reads their heads) and ``export_pretrained(model, path, "arcface_torch" | "tface")`` writes one back.  Nothing heavy is imported until a name is used.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_backbone_weights": "onnx",
     "load_pretrained": "pretrained",
     "load_weights": "pretrained",
+    "load_class_centres": "pretrained",
     "export_pretrained": "pretrained",
     "MobileFaceNet": "mobilefacenet",
     "IResNet": "iresnet",

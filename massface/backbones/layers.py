@@ -204,20 +204,51 @@ def check_input_size(input_size: int, stride: int = 16) -> int:
     return input_size
 
 
+class InputAffine(nn.Module):
+    """``x * scale + shift`` per channel: maps massface's input, RGB ``(x / 255 - 0.5) / 0.5``, to the input a
+    network was trained on when that mapping cannot be folded into its first convolution exactly.
+
+    A zero-padded convolution sees the padding as 0 *in its own input space*; MagFace's networks take BGR
+    ``x / 255``, whose 0 is massface's -1, so a fold of the affine map into the first conv's weights would
+    change every border pixel. The channel order, by contrast, folds exactly and is folded (see
+    :mod:`massface.backbones.pretrained`). ``scale`` and ``shift`` are buffers: they travel with the state dict.
+    Cost: one fused multiply-add over the input.
+    """
+
+    def __init__(self, scale: Tensor | list[float], shift: Tensor | list[float]) -> None:
+        super().__init__()
+        scale_t = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+        shift_t = torch.as_tensor(shift, dtype=torch.float32).reshape(-1)
+        if scale_t.numel() != 3 or shift_t.numel() != 3:
+            raise ValueError(f"scale and shift must have 3 values (one per channel); got {scale_t.numel()} and "
+                             f"{shift_t.numel()}")
+        self.register_buffer("scale", scale_t)
+        self.register_buffer("shift", shift_t)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.addcmul(self.shift.view(1, 3, 1, 1).to(x.dtype), x, self.scale.view(1, 3, 1, 1).to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale.tolist()}, shift={self.shift.tolist()}"
+
+
 class EmbeddingNet(nn.Module):
     """Base of every backbone: ``features`` (body, total stride 16) then ``head`` (embedding), shape-checked.
 
     ``forward(x)`` takes ``(N, 3, S, S)`` images with ``S == self.input_size`` and returns ``(N, D)`` float32
-    embeddings, ``D == self.embedding_size``.
+    embeddings, ``D == self.embedding_size``. ``input_affine`` (an :class:`InputAffine`, ``None`` unless a
+    pretrained network of another input convention was loaded) runs first.
     """
 
     features: nn.Module
     head: nn.Module
+    input_affine: InputAffine | None
 
     def __init__(self, embedding_size: int, input_size: int) -> None:
         super().__init__()
         self.embedding_size = check_embedding_size(embedding_size)
         self.input_size = check_input_size(input_size)
+        self.register_module("input_affine", None)
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError naming the expected shape when ``x`` is not ``(N, 3, S, S)`` (skipped when tracing)."""
@@ -229,9 +260,43 @@ class EmbeddingNet(nn.Module):
                 f"got {tuple(x.shape)} (build it with input_size=... for another resolution)"
             )
 
+    def stages(self) -> list[list[nn.Module]]:
+        """The body's units grouped by resolution, the stem first: a new group starts at every downsampling
+        unit but the very first unit (MobileFaceNet's stride-2 stem conv). The head is not included.
+
+        IResNets: stem + 4 stages; MobileFaceNets: stem (56x56) + 3 stages; GhostNet / EfficientNet: stem +
+        4 stages. Units are the children of ``features`` with ``nn.Sequential`` containers opened (they chain
+        their children, so a unit's output is the next unit's input); a unit downsamples when a module inside it
+        has a stride above 1. O(modules).
+        """
+        units = _chain_units(self.features)
+        groups: list[list[nn.Module]] = [[]]
+        for unit in units:
+            if _downsamples(unit) and groups[-1]:
+                groups.append([])
+            groups[-1].append(unit)
+        return groups
+
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
+        if self.input_affine is not None:
+            x = self.input_affine(x)
         return self.head(self.features(x))
+
+
+def _chain_units(module: nn.Module) -> list[nn.Module]:
+    units: list[nn.Module] = []
+    for child in module.children():
+        units += _chain_units(child) if isinstance(child, nn.Sequential) else [child]
+    return units
+
+
+def _downsamples(unit: nn.Module) -> bool:
+    for m in unit.modules():
+        stride = getattr(m, "stride", 1)
+        if isinstance(stride, int) and stride > 1 or isinstance(stride, tuple) and max(stride) > 1:
+            return True
+    return False
 
 
 class GDCNet(EmbeddingNet):

@@ -15,14 +15,38 @@ Sources (``source=``), detected from the file's keys and shapes when ``source="a
   ``output_layer.3``. face.evoLVe's original ``bottleneck_IR`` (no BN between its first conv and the PReLU, so
   ``res_layer.2`` is a PReLU -- its IR_50 / IR_152 files do *not* share TFace's layout) has no massface
   counterpart and is refused naming the key.
+* ``"adaface"`` -- mk-minchul/AdaFace ``net.py`` ``ir_18/34/50/101`` and ``ir_se_50`` (TFace's IR layout): the
+  PyTorch-Lightning ``.ckpt`` its trainer saves, network under ``state_dict["model.*"]``, head under
+  ``head.*``; read into ``ir18/34/50/100`` / ``ir_se50``. AdaFace feeds **BGR** ``(x / 255 - 0.5) / 0.5``: the
+  channel swap is folded into the first convolution (its weight's input channels reversed -- exact, since a
+  permutation commutes with zero padding), so the returned model takes RGB like every massface model. Its
+  ``forward`` returns AdaFace's feature *before* the L2 normalisation AdaFace's ``Backbone`` ends with
+  (``output * norm`` there). ``head.kernel`` (D x C) is the class centres: :func:`load_class_centres`.
+* ``"magface"`` -- IrvingMeng/MagFace ``models/iresnet.py`` ``iresnet18/34/50/100`` (arcface_torch's IResNet
+  layout, BatchNorm eps 2e-5) in the checkpoints its trainers save: ``state_dict`` keys ``features.module.*``
+  (DDP inside the builder) or ``module.features.*`` (DataParallel around it), MagLinear ``fc.weight`` (D x C,
+  the class centres). MagFace feeds **BGR** ``x / 255`` (``cv2.imread`` + ``ToTensor``, mean 0, std 1): the
+  channel swap is folded into the first convolution, the affine map ``u = 0.5 * x + 0.5`` runs as the model's
+  :class:`~massface.backbones.layers.InputAffine` (buffers ``input_affine.scale`` / ``.shift``; not foldable
+  exactly: the zero padding of the first conv would change meaning) and the eps difference is folded into the
+  running variances (``running_var + 1e-5`` at massface's eps 1e-5 is MagFace's ``running_var`` at 2e-5).
 * ``"massface"`` -- massface's own backbone state dicts and trainer checkpoints (found by
-  :func:`massface.serialization.find_state_dict`); the zoo entry whose keys and shapes match is built.
+  :func:`massface.serialization.find_state_dict`); the zoo entry whose keys and shapes match is built (with
+  its ``InputAffine`` when the file has one).
+
+A Lightning checkpoint written by an older PyTorch Lightning pickles its ``hyper_parameters`` as an
+``AttributeDict`` (and argparse ``Namespace`` values): these are read as inert empty mappings
+(``load_checkpoint(..., inert_objects=True)``), never imported or called.
 
 Input convention: the returned model takes massface's input, RGB ``(x / 255 - 0.5) / 0.5`` at 112x112, which
 is arcface_torch's own convention (its ``inference.py`` converts BGR to RGB and normalises the same way), so
 no weight is changed: the loaded model's forward equals arcface_torch's on the same tensor (measured against
 arcface_torch's own code, fp32, random weights and BN statistics: max relative difference 0 -- bit-identical --
 for r18, r34, r50, r100, r200 and mbf; ``tests/backbones/data/arcface_torch_embeddings.pt`` holds its r18 / mbf outputs).
+
+AdaFace and MagFace, measured against their own networks (AdaFace ``net.py`` at c60eaa7 inside a Lightning
+2.6 ``.ckpt``; MagFace ``models/iresnet.py`` at 99bae61; outside massface, fp32, random weights, BN statistics and
+PReLU slopes, each fed its own BGR convention of the same uint8 images): see ``tests/backbones/data/README.md``.
 
 TFace's own convention is the same RGB ``(x / 255 - 0.5) / 0.5``: measured against TFace's own ``Backbone`` (commit
 171ec14, outside massface; fp32, random weights, BN statistics and PReLU slopes, ``module.`` prefixed or not):
@@ -84,12 +108,16 @@ from massface.serialization import (
 from . import ir as _tf
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
+from .layers import InputAffine
 from .sources import SOURCES, TARGETS
 
-__all__ = ["load_pretrained", "load_weights", "export_pretrained", "SOURCES", "TARGETS", "arcface_torch_key_map",
-           "tface_key_map"]
+__all__ = ["load_pretrained", "load_weights", "load_class_centres", "export_pretrained", "SOURCES", "TARGETS",
+           "arcface_torch_key_map", "tface_key_map"]
 
-Source = Literal["auto", "arcface_torch", "tface", "massface"]
+Source = Literal["auto", "arcface_torch", "tface", "adaface", "magface", "massface"]
+
+_BGR_TO_RGB = "features.0.0.weight"  # the first convolution, whose input channels a BGR network's fold reverses
+_MAGFACE_EPS, _MASSFACE_EPS = 2e-5, 1e-5
 
 _LEAF = re.compile(r"^(.*)\.([^.]+)$")
 _AF_BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.")
@@ -113,6 +141,8 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
     "arcface_torch iresnet": ("conv1.weight", "layer1.0.conv1.weight", "fc.weight", "features.running_mean"),
     "arcface_torch mbf": ("layers.0.layers.0.weight", "conv_sep.layers.0.weight", "features.layers.2.weight"),
     "tface ir": ("input_layer.0.weight", "body.0.res_layer.0.weight", "output_layer.3.weight"),
+    "adaface ir": ("model.input_layer.0.weight", "model.body.0.res_layer.0.weight", "model.output_layer.3.weight"),
+    "magface iresnet": ("features.conv1.weight", "features.layer1.0.conv1.weight", "features.fc.weight"),
 }
 
 
@@ -270,9 +300,10 @@ class _Layout:
     build: Callable[[str | None], nn.Module]  # the detected model, or the named zoo entry at its sizes
     state: dict[str, Tensor]
     original: dict[str, str]  # massface key -> the key in the file
+    centres: tuple[str, Tensor] | None = None  # (key in the file, C x D class centres) of the file's head
 
 
-def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike, family: str = "arcface_torch iresnet") -> _Layout:
     counts: dict[int, int] = {}
     for key in state:
         found = _AF_BLOCK.match(key)
@@ -281,7 +312,7 @@ def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
             counts[stage] = max(counts.get(stage, 0), index + 1)
     blocks = tuple(counts.get(stage, 0) for stage in (1, 2, 3, 4))
     if 0 in blocks:
-        raise CheckpointError(path, f"arcface_torch iresnet without blocks in layer{blocks.index(0) + 1}")
+        raise CheckpointError(path, f"{family} without blocks in layer{blocks.index(0) + 1}")
     fc = state["fc.weight"]
     if fc.dim() != 2:
         raise CheckpointError(path, f"fc.weight: expected a matrix, got shape {tuple(fc.shape)}")
@@ -297,7 +328,7 @@ def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
             return build_backbone(zoo_name, embedding_size=embedding_size, input_size=16 * side)
         return _ir.IResNet(blocks, embedding_size, input_size=16 * side)
 
-    return _renamed(state, _iresnet_module_map(blocks), "arcface_torch iresnet", name, build, path)
+    return _renamed(state, _iresnet_module_map(blocks), family, name, build, path)
 
 
 def _arcface_mbf(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
@@ -331,7 +362,7 @@ def _arcface_mbf(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
     return _renamed(state, _mbf_module_map(residuals), "arcface_torch mbf", name, build, path)
 
 
-def _tface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+def _tface(state: Mapping[str, Tensor], path: PathLike, family: str = "tface ir") -> _Layout:
     """TFace torchkit ``Backbone`` (``IR_18 ... IR_200``, ``IR_SE_50 ... IR_SE_200``): stages, unit kind and SE
     from the keys."""
     units = 1 + max(int(m.group(1)) for m in map(_TF_UNIT.match, state) if m)
@@ -342,7 +373,7 @@ def _tface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
                                     "and AdaFace's IR units have it")
     starts = sorted({0} | {j for j in range(units) if f"body.{j}.shortcut_layer.0.weight" in state})
     if len(starts) != 4:
-        raise CheckpointError(path, f"tface ir: {len(starts)} stages found (a stage starts at unit 0 and at every "
+        raise CheckpointError(path, f"{family}: {len(starts)} stages found (a stage starts at unit 0 and at every "
                                     "unit with shortcut_layer.0.weight), massface IResNets have 4")
     blocks = tuple(b - a for a, b in zip(starts, [*starts[1:], units]))
     last_conv = "res_layer.7" if bottleneck else "res_layer.4"
@@ -378,7 +409,72 @@ def _tface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
         return _ir.IResNet(blocks, embedding_size, se=se, shortcut="pool", head_bn=head_bn,  # type: ignore[arg-type]
                            input_size=16 * side, widths=widths)
 
-    return _renamed(state, _tface_module_map(units, bottleneck), "tface ir", name, build, path)
+    return _renamed(state, _tface_module_map(units, bottleneck), family, name, build, path)
+
+
+def _split_network(state: Mapping[str, Tensor], path: PathLike, family: str, prefixes: tuple[str, ...],
+                   head_prefix: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """``state`` split into the network's tensors (the first matching prefix removed) and the head's (keys
+    under ``head_prefix``); any other key is refused, named."""
+    network: dict[str, Tensor] = {}
+    head: dict[str, Tensor] = {}
+    for key, value in state.items():
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        if prefix is not None:
+            network[key[len(prefix):]] = value
+        elif key.startswith(head_prefix):
+            head[key] = value
+        else:
+            raise CheckpointError(path, f"{family}: key {key!r} belongs neither to the network "
+                                        f"({' / '.join(p + '*' for p in prefixes)}) nor to its head ({head_prefix}*)")
+    return network, head
+
+
+def _centres(head: Mapping[str, Tensor], key: str, embedding_size: int, path: PathLike,
+             family: str) -> tuple[str, Tensor] | None:
+    """The head's D x C class-centre matrix ``head[key]`` as C x D rows (None when the file has no head)."""
+    if key not in head:
+        return None
+    kernel = head[key]
+    if kernel.dim() != 2 or kernel.shape[0] != embedding_size:
+        raise CheckpointError(path, f"{family}: {key} has shape {tuple(kernel.shape)}; expected "
+                                    f"({embedding_size}, num_classes) like the network's embedding size")
+    return key, kernel.t().contiguous()
+
+
+def _with_file_names(layout: _Layout, prefix: str, centres: tuple[str, Tensor] | None) -> _Layout:
+    original = {mine: prefix + theirs for mine, theirs in layout.original.items()}
+    return _Layout(layout.family, layout.name, layout.build, layout.state, original, centres)
+
+
+def _adaface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """AdaFace's Lightning checkpoint: TFace's IR layout under ``model.``, its head under ``head.``; BGR folded."""
+    family = "adaface ir"
+    network, head = _split_network(state, path, family, ("model.",), "head.")
+    layout = _tface(network, path, family)
+    layout.state[_BGR_TO_RGB] = layout.state[_BGR_TO_RGB].flip(1)  # BGR network -> RGB input, exactly
+    embedding_size = int(layout.state["head.linear.weight"].shape[0])
+    return _with_file_names(layout, "model.", _centres(head, "head.kernel", embedding_size, path, family))
+
+
+def _magface(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """MagFace's checkpoint: arcface_torch's IResNet under ``features.`` (or ``features.module.``), MagLinear
+    ``fc.weight``; BGR folded into the first conv, ``x / 255`` as an :class:`InputAffine`, eps 2e-5 folded."""
+    family = "magface iresnet"
+    network, head = _split_network(state, path, family, ("features.module.", "features."), "fc.")
+    layout = _arcface_iresnet(network, path, family)
+    layout.state[_BGR_TO_RGB] = layout.state[_BGR_TO_RGB].flip(1)
+    for key in layout.state:
+        if key.endswith(".running_var"):  # var + (2e-5 - 1e-5) at eps 1e-5 == var at MagFace's eps 2e-5
+            layout.state[key] = layout.state[key] + (_MAGFACE_EPS - _MASSFACE_EPS)
+    layout.state["input_affine.scale"] = torch.full((3,), 0.5)  # massface (x/255 - 0.5)/0.5 -> MagFace x/255
+    layout.state["input_affine.shift"] = torch.full((3,), 0.5)
+    prefix = "features.module." if any(k.startswith("features.module.") for k in state) else "features."
+    embedding_size = int(layout.state["head.linear.weight"].shape[0])
+    named = _with_file_names(layout, prefix, _centres(head, "fc.weight", embedding_size, path, family))
+    named.original.update({"input_affine.scale": "(MagFace's x / 255 input)", "input_affine.shift":
+                           "(MagFace's x / 255 input)"})
+    return named
 
 
 def _renamed(state: Mapping[str, Tensor], modules: Mapping[str, str], family: str, name: str,
@@ -429,7 +525,7 @@ def _massface(state: Mapping[str, Tensor], path: PathLike) -> _Layout | None:
     """The zoo entry whose state-dict keys and shapes equal ``state``'s, built on the meta device."""
     from .registry import build_backbone
 
-    want = {k: tuple(v.shape) for k, v in state.items()}
+    want = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("input_affine.")}
     for name, options in _massface_candidates(state):
         try:
             with torch.device("meta"):
@@ -448,6 +544,11 @@ def _massface(state: Mapping[str, Tensor], path: PathLike) -> _Layout | None:
 def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout:
     """The layout of ``state`` (``module.`` prefixes already stripped) for ``source``."""
     tried: list[str] = []
+    if source in ("auto", "magface"):  # before arcface_torch: its keys are arcface_torch's under ``features.``
+        tried.append("magface iresnet")
+        keys = {k.replace("features.module.", "features.", 1) for k in state}
+        if all(key in keys for key in _SIGNATURES["magface iresnet"]):
+            return _magface(state, path)
     if source in ("auto", "arcface_torch"):
         for family, reader in (("arcface_torch iresnet", _arcface_iresnet), ("arcface_torch mbf", _arcface_mbf)):
             tried.append(family)
@@ -457,6 +558,10 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
         tried.append("tface ir")
         if all(key in state for key in _SIGNATURES["tface ir"]):
             return _tface(state, path)
+    if source in ("auto", "adaface"):
+        tried.append("adaface ir")
+        if all(key in state for key in _SIGNATURES["adaface ir"]):
+            return _adaface(state, path)
     if source in ("auto", "massface"):
         tried.append("massface (zoo: build_backbone names)")
         found = _massface(state, path)
@@ -466,7 +571,8 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
     raise CheckpointError(path, f"unknown layout: not {' / '.join(tried)}; the first keys "
                                 f"{first} match none of them (arcface_torch iresnet starts with 'conv1.weight', "
                                 "mbf with 'layers.0.layers.0.weight', tface with 'input_layer.0.weight', massface with "
-                                "'features.0.0.weight')")
+                                "'features.0.0.weight', adaface with 'model.input_layer.0.weight', magface with "
+                                "'features.conv1.weight' or 'features.module.conv1.weight')")
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -482,26 +588,28 @@ def load_pretrained(
 
     Args:
         path: an arcface_torch ``model.pt`` or TFace ``Backbone_*_checkpoint.pth`` (raw state dicts, ``module.``
-            prefixes allowed), or a massface backbone state dict / trainer checkpoint.
-        source: ``"auto"`` (detect from keys and shapes), ``"arcface_torch"``, ``"tface"`` or ``"massface"``.
+            prefixes allowed), an AdaFace Lightning ``.ckpt``, a MagFace checkpoint, or a massface backbone
+            state dict / trainer checkpoint.
+        source: ``"auto"`` (detect from keys and shapes), or one of :data:`SOURCES`: ``"arcface_torch"``,
+            ``"tface"``, ``"adaface"``, ``"magface"``, ``"massface"``.
         name: a :func:`~massface.backbones.build_backbone` name to build instead of the detected one (its
             tensors must then fit exactly).
         embedding_size: the D the caller expects; a checkpoint with another D is refused, naming the tensor.
         map_location: where the tensors are read to and the model is moved to (``None``: where they were saved).
 
-    The model takes RGB ``(x / 255 - 0.5) / 0.5`` 112x112 input (arcface_torch's and TFace's own convention); its forward
-    equals the original network's. See the module docstring for the key mapping.
+    The model takes RGB ``(x / 255 - 0.5) / 0.5`` 112x112 input (arcface_torch's and TFace's own convention; AdaFace's
+    and MagFace's BGR conventions are folded in); its forward equals the original network's. See the module
+    docstring for the key mapping and the folds.
 
     Raises:
         CheckpointError: naming the file -- an unsafe or unreadable file, an unknown layout (the families tried
             and the first keys), or a known family whose sizes differ (the mismatching tensor).
         ValueError: an unknown ``source``.
     """
-    if source not in ("auto", *SOURCES):
-        raise ValueError(f"source must be 'auto' or one of {list(SOURCES)}; got {source!r}")
-    state = find_state_dict(load_checkpoint(path, map_location=map_location), path)
-    layout = _detect(state, source, path)
+    layout = _read_layout(path, source, map_location)
     model = layout.build(name)
+    if "input_affine.scale" in layout.state:
+        model.input_affine = InputAffine([1.0] * 3, [0.0] * 3)  # the file's scale and shift load below
     own = model.state_dict()
     for key, tensor in layout.state.items():  # name the file's tensor, then let the strict load judge the rest
         if key in own and tuple(tensor.shape) != tuple(own[key].shape):
@@ -517,6 +625,33 @@ def load_pretrained(
     if map_location is not None:
         model = model.to(torch.device(map_location))
     return model.eval()
+
+
+def _read_layout(path: PathLike, source: str, map_location: str | torch.device | None) -> _Layout:
+    if source not in ("auto", *SOURCES):
+        raise ValueError(f"source must be 'auto' or one of {list(SOURCES)}; got {source!r}")
+    state = find_state_dict(load_checkpoint(path, map_location=map_location, inert_objects=True), path)
+    return _detect(state, source, path)
+
+
+def load_class_centres(path: PathLike, *, source: Source = "auto",
+                       map_location: str | torch.device | None = "cpu") -> Tensor:
+    """The class centres of the classification head saved with a pretrained network, as a ``(C, D)`` float
+    tensor (row ``c`` is class ``c``'s centre, as in massface heads' ``weight``), unnormalised as saved.
+
+    AdaFace's ``head.kernel`` and MagFace's MagLinear ``fc.weight`` are ``(D, C)`` in their files and are
+    transposed. (arcface_torch and TFace save their heads apart from the backbone, per GPU shard; a massface
+    run's head is read by the trainer's ``loss.head.init_from_checkpoint`` with its buffers.)
+
+    Raises:
+        CheckpointError: naming the file -- as :func:`load_pretrained`, or when it holds no head.
+    """
+    layout = _read_layout(path, source, map_location)
+    if layout.centres is None:
+        holds = {"adaface ir": "no head.kernel", "magface iresnet": "no fc.weight"}.get(layout.family, "no head")
+        raise CheckpointError(path, f"{layout.family} checkpoint with {holds}: no class centres to read "
+                                    "(AdaFace .ckpt files carry head.kernel, MagFace checkpoints fc.weight)")
+    return layout.centres[1].float()
 
 
 def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_torch") -> Path:
@@ -538,6 +673,10 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
         raise ValueError(f"target must be one of {list(TARGETS)}; got {target!r}")
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
+    if getattr(model, "input_affine", None) is not None:
+        raise _no_counterpart(model, target, f"it carries an InputAffine ({model.input_affine.extra_repr()}; "
+                                             "a MagFace network's BGR x / 255 input), which the target's networks, "
+                                             "taking RGB (x / 255 - 0.5) / 0.5, do not have")
     names = arcface_torch_key_map(model) if target == "arcface_torch" else tface_key_map(model)
     state = {names[key]: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     if target == "tface":
@@ -570,11 +709,18 @@ def _structure(model: nn.Module) -> str:
 def load_weights(model: nn.Module, path: PathLike, *, source: Source = "auto", what: str = "model") -> None:
     """Load the checkpoint at ``path`` — of any family :func:`load_pretrained` reads — into the existing
     ``model`` (strict). Used by the trainer's ``model.init_checkpoint`` (+ ``model.init_source``) and
-    ``massface export-onnx --checkpoint`` (+ ``--source``).
+    ``massface export-onnx --checkpoint`` (+ ``--source``). A checkpoint whose network takes another input
+    convention (MagFace) gives ``model`` its :class:`~massface.backbones.layers.InputAffine`, so that ``model``
+    keeps taking massface's RGB ``(x / 255 - 0.5) / 0.5``.
 
     Raises:
         CheckpointError: naming the file — as :func:`load_pretrained` does, or the first key or shape of the
             checkpoint's network that differs from ``model`` (``what`` prefixes the key, e.g. ``model.``).
     """
     pretrained = load_pretrained(path, source=source)
+    if getattr(pretrained, "input_affine", None) is not None and getattr(model, "input_affine", None) is None:
+        if not hasattr(model, "input_affine"):
+            raise CheckpointError(path, f"its network takes another input convention (an InputAffine), which "
+                                        f"{type(model).__name__} cannot carry")
+        model.input_affine = InputAffine([1.0] * 3, [0.0] * 3)
     load_module_state(model, pretrained.state_dict(), path, what)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["SOURCES", "TARGETS"]
 
-SOURCES: tuple[str, ...] = ("arcface_torch", "tface", "massface")
+SOURCES: tuple[str, ...] = ("arcface_torch", "tface", "adaface", "magface", "massface")
 """The checkpoint layouts :func:`massface.backbones.load_pretrained` reads (``source="auto"`` tries them in order)."""
 TARGETS: tuple[str, ...] = ("arcface_torch", "tface")
 """The layouts :func:`massface.backbones.export_pretrained` writes."""

@@ -232,13 +232,31 @@ def build_head(cfg: Config, embedding_size: int, num_classes: int) -> nn.Module 
     except ValueError as err:
         raise ConfigError(f"loss.head ({h.name}): {err}") from err
     if h.init_from_checkpoint:
-        path = cfg.model.init_checkpoint
-        state = load_checkpoint(path)
-        if not isinstance(state, dict) or not isinstance(state.get("head"), dict):
-            raise CheckpointError(path, "(loss.head.init_from_checkpoint) holds no classification head "
-                                        "(expected a massface trainer checkpoint with a 'head' state)")
-        load_module_state(head, state["head"], path, "head")
+        _init_head(head, cfg.model.init_checkpoint, cfg.model.init_source)  # type: ignore[arg-type]
     return head
+
+
+def _init_head(head: nn.Module, path: str, source: str) -> None:
+    """``head``'s state from a massface run's ``head``, or its class centres from a pretrained file's head
+    (AdaFace ``head.kernel``, MagFace ``fc.weight``: :func:`~massface.backbones.pretrained.load_class_centres`)."""
+    from massface.backbones.pretrained import load_class_centres
+
+    state = load_checkpoint(path, inert_objects=True)
+    if isinstance(state, dict) and isinstance(state.get("head"), dict) and source in ("auto", "massface"):
+        load_module_state(head, state["head"], path, "head")
+        return
+    try:
+        centres = load_class_centres(path, source=source)  # type: ignore[arg-type]
+    except CheckpointError as err:
+        raise CheckpointError(path, f"(loss.head.init_from_checkpoint) {err.reason}; a massface trainer "
+                                    "checkpoint's 'head' state is read as well") from None
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, nn.Parameter) or tuple(weight.shape) != tuple(centres.shape):
+        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else None
+        raise CheckpointError(path, f"(loss.head.init_from_checkpoint) class centres of shape "
+                                    f"{tuple(centres.shape)} (classes x D) do not fit head.weight {shape}")
+    with torch.no_grad():
+        weight.copy_(centres)
 
 
 def build_miner(cfg: Config) -> nn.Module:

@@ -178,10 +178,12 @@ class ModelConfig:
     dropout: float = 0.0
     input_size: int = 112  # side of the square input; any multiple of 16
     init_checkpoint: str | None = None  # weights to start from: a massface run, or a pretrained file
-    init_source: Literal["auto", "arcface_torch", "tface", "massface"] = "auto"  # init_checkpoint's family (auto: detect)
+    init_source: Literal["auto", "arcface_torch", "tface", "adaface", "magface", "massface"] = "auto"  # init_checkpoint's family (auto: detect)
     channels_last: bool = False
     lr_scale: float = 1.0  # backbone lr = optim.lr × lr_scale (the head's is optim.lr × loss.head.lr_scale)
     freeze_bn: bool = False  # BatchNorm running statistics frozen while training (affine weights still learn)
+    freeze_stages: int = 0  # the first N stage groups frozen (1 = the stem; backbone.stages() lists them)
+    freeze_steps: int | None = None  # ... until this step (None: the whole run)
 
     def validate(self, path: str) -> None:
         _name(f"{path}.backbone", self.backbone)
@@ -192,6 +194,11 @@ class ModelConfig:
         _number(f"{path}.dropout", self.dropout, 0.0, 1.0, hi_open=True)
         _path(f"{path}.init_checkpoint", self.init_checkpoint)
         _number(f"{path}.lr_scale", self.lr_scale, 0.0, lo_open=True)
+        _integer(f"{path}.freeze_stages", self.freeze_stages, 0, 64)
+        if self.freeze_steps is not None:
+            _integer(f"{path}.freeze_steps", self.freeze_steps)
+            if not self.freeze_stages:
+                raise ConfigError(f"{path}.freeze_steps needs {path}.freeze_stages (the stages to freeze)")
 
 
 MinerName = Literal["all", "hardest", "min_min", "min_max", "random", "semihard"]
@@ -228,7 +235,7 @@ class HeadConfig:
     m: float | None = None  # margin; the head's default when omitted; its range is checked by the head
     pretrain_steps: int = 0  # train the head alone (backbone frozen) first
     lr_scale: float = 1.0
-    init_from_checkpoint: bool = False  # class centres from model.init_checkpoint's head (a massface run)
+    init_from_checkpoint: bool = False  # centres from model.init_checkpoint's head (massface run, AdaFace, MagFace)
 
     def validate(self, path: str) -> None:
         _name(f"{path}.name", self.name, optional=True)

@@ -48,6 +48,7 @@ from massface.training.callbacks import (
 )
 from massface.training.checkpoint import TRAINER_FIELDS, CheckpointManager
 from massface.training.config import Config, ConfigError, config_to_dict
+from massface.training.freezing import FrozenStages
 from massface.training.schedules import build_scheduler
 
 __all__ = ["Trainer", "TrainingStopped", "ExistingRunError", "LabelledDataset", "build_dataset", "build_miner",
@@ -133,6 +134,7 @@ class Trainer:
         self.model = builders.build_model(cfg).to(self.device)
         if m.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.frozen_stages = FrozenStages(self.model, m.freeze_stages, m.freeze_steps) if m.freeze_stages else None
         self.head = build_head(cfg, m.embedding_size, self.dataset.num_classes)
         if self.head is not None:
             self.head = self.head.to(self.device)
@@ -156,7 +158,8 @@ class Trainer:
                 names = [f"criterion.metric.loss.{n}" for n, _ in self.memory.named_buffers()]
                 nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.objective, names)
             self.net = nn.parallel.DistributedDataParallel(
-                self.objective, device_ids=ids, find_unused_parameters=cfg.loss.head.pretrain_steps > 0)
+                self.objective, device_ids=ids,
+                find_unused_parameters=cfg.loss.head.pretrain_steps > 0 or m.freeze_stages > 0)
 
         # optimisation
         self.optimizer = builders.build_optimizer(cfg, builders.build_param_groups(cfg, self.model, self.head))
@@ -310,6 +313,8 @@ class Trainer:
                 self.model.train(not head_only)  # frozen backbone: BN statistics frozen too
                 if cfg.model.freeze_bn:
                     freeze_batchnorm(self.model)  # fine-tuning: keep the pretrained running statistics
+                if self.frozen_stages is not None:
+                    self.frozen_stages.apply(self.step)  # early stages: no gradient, BN statistics kept
 
                 # forward and backward over grad_accum micro-batches of the mode's source
                 self.optimizer.zero_grad(set_to_none=True)

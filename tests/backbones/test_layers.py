@@ -95,3 +95,26 @@ def test_wrong_input_shape_is_named(shape: tuple[int, ...], _build) -> None:
     model = _build("mobilefacenet")
     with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, 112, 112\)"):
         model(torch.zeros(shape))
+
+
+@pytest.mark.parametrize(("name", "groups"), [("mobilefacenet", 4), ("iresnet18", 5), ("ir_se50", 5), ("ir152", 5),
+                                              ("ghostnet", 5), ("efficientnet_b0", 5)])
+def test_stages_chain_to_the_body_one_resolution_each(name, groups):
+    """stages(): the stem, then one group per resolution; chained, the units are the body's forward."""
+    from massface.backbones import build_backbone
+
+    torch.manual_seed(0)
+    model = build_backbone(name, 8, input_size=32).eval()
+    stages = model.stages()
+    assert len(stages) == groups
+    x = torch.randn(2, 3, 32, 32)
+    sides = []
+    y = x
+    with torch.no_grad():
+        for group in stages:
+            for unit in group:
+                y = unit(y)
+            sides.append(y.shape[-1])
+        assert torch.equal(y, model.features(x))
+    assert sides == sorted(set(sides), reverse=True), "each group ends at a smaller resolution"
+    assert {id(m) for g in stages for m in g} <= {id(m) for m in model.features.modules()}

@@ -1,4 +1,4 @@
-"""load_pretrained / export_pretrained: arcface_torch and massface checkpoints in and out.
+"""load_pretrained / export_pretrained: arcface_torch, TFace, AdaFace, MagFace and massface checkpoints in and out.
 
 The arcface_torch layouts below are written by hand from the facts of its format (insightface
 ``recognition/arcface_torch/backbones/iresnet.py`` and ``mobilefacenet.py``: module names, the order
@@ -10,6 +10,7 @@ theirs without shipping a 90 MB checkpoint.
 
 from __future__ import annotations
 
+import os
 import pickle
 import zlib
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from massface.backbones import build_backbone, export_pretrained, load_pretrained
 from massface.backbones.ir import IRBottleneckNet
 from massface.backbones.iresnet import IResNet
-from massface.backbones.pretrained import _detect
+from massface.backbones.pretrained import _detect, load_class_centres
 from massface.serialization import CheckpointError, load_checkpoint
 
 DATA = Path(__file__).parent / "data"
@@ -480,3 +481,192 @@ def test_export_refuses_models_without_a_tface_counterpart(make, tmp_path: Path)
     with pytest.raises(ValueError, match=rf"{type(model).__name__} has no tface counterpart"):
         export_pretrained(model, tmp_path / "model.pth", "tface")
     assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ AdaFace and MagFace
+# AdaFace (mk-minchul/AdaFace net.py) is TFace's IR layout inside a PyTorch-Lightning checkpoint: the network
+# under state_dict["model.*"], the AdaFace head under "head.*" (kernel D x C, EMA buffers t / batch_mean /
+# batch_std). MagFace (IrvingMeng/MagFace models/iresnet.py) is arcface_torch's IResNet layout under
+# "module.features.*" (run/trainer.py: DataParallel around the builder) or "features.module.*", MagLinear
+# "fc.weight" (D x C). data/adaface_magface_embeddings.pt holds both networks' outputs on these name-filled
+# weights, each fed its own BGR convention of face_batch()'s pixels (recorded outside massface).
+def adaface_ckpt(blocks: tuple[int, ...] = DEPTHS[18], se: bool = False, classes: int = 10, **kw: int) -> dict:
+    network = fill(tface_ir_layout(blocks, se, **kw))
+    embedding_size = network["output_layer.3.weight"].shape[0]
+    state = {f"model.{k}": v for k, v in network.items()}
+    g = torch.Generator().manual_seed(3)
+    state.update({"head.kernel": torch.randn(embedding_size, classes, generator=g), "head.t": torch.zeros(1),
+                  "head.batch_mean": torch.full((1,), 20.0), "head.batch_std": torch.full((1,), 100.0)})
+    return {"epoch": 25, "global_step": 100, "pytorch-lightning_version": "1.8.6", "state_dict": state,
+            "optimizer_states": [], "lr_schedulers": [], "hyper_parameters": {"arch": "ir_18", "head": "adaface"}}
+
+
+def magface_small_var(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The embedding BatchNorm1d's running variances near MagFace's eps (2e-5), where the eps difference shows."""
+    g = torch.Generator().manual_seed(11)
+    state["features.running_var"] = torch.rand(state["features.running_var"].shape, generator=g) * 4e-5 + 1e-6
+    return state
+
+
+def magface_ckpt(blocks: tuple[int, ...] = DEPTHS[18], dataparallel: bool = True, classes: int = 12,
+                 **kw: int) -> dict:
+    network = magface_small_var(fill(arcface_iresnet_layout(blocks, **kw)))
+    embedding_size = network["fc.weight"].shape[0]
+    prefix, fc = ("module.features.", "module.fc.weight") if dataparallel else ("features.module.", "fc.weight")
+    state = {prefix + k: v for k, v in network.items()}
+    state[fc] = torch.randn(embedding_size, classes, generator=torch.Generator().manual_seed(4))
+    return {"epoch": 25, "arch": "iresnet18", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}
+
+
+def _relative(ours: Tensor, theirs: Tensor) -> float:
+    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
+
+
+def test_adaface_forward_equals_recorded_adaface_embeddings(tmp_path: Path) -> None:
+    model = load_pretrained(_save(adaface_ckpt(), tmp_path / "adaface_ir18_ms1mv2.ckpt"))
+    assert isinstance(model, IResNet) and model.input_affine is None and not model.training
+    with torch.no_grad():
+        ours = model(face_batch())  # RGB (x / 255 - 0.5) / 0.5: the BGR swap is folded into the first conv
+    theirs = load_checkpoint(DATA / "adaface_magface_embeddings.pt")["adaface_ir18"]
+    assert _relative(ours, theirs) <= 1e-4
+    with torch.no_grad():
+        swapped = model(face_batch().flip(1))  # feeding BGR, as AdaFace's own code does, is now wrong
+    assert _relative(swapped, theirs) > 1e-2
+
+
+@pytest.mark.parametrize("dataparallel", [True, False], ids=["module.features", "features.module"])
+def test_magface_forward_equals_recorded_magface_embeddings(dataparallel: bool, tmp_path: Path) -> None:
+    model = load_pretrained(_save(magface_ckpt(dataparallel=dataparallel), tmp_path / "00025.pth"))
+    assert isinstance(model, IResNet) and not model.training
+    assert model.input_affine is not None and model.input_affine.scale.tolist() == [0.5] * 3
+    with torch.no_grad():
+        ours = model(face_batch())
+    theirs = load_checkpoint(DATA / "adaface_magface_embeddings.pt")["magface_iresnet18"]
+    assert _relative(ours, theirs) <= 1e-4
+    model.input_affine = None  # the affine map cannot be folded into the zero-padded first conv
+    with torch.no_grad():
+        assert _relative(model(face_batch()), theirs) > 1e-3
+
+
+def test_magface_eps_is_folded_into_the_running_variances(tmp_path: Path) -> None:
+    ckpt = magface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    model = load_pretrained(_save(ckpt, tmp_path / "m.pth"))
+    theirs = ckpt["state_dict"]["module.features.features.running_var"]
+    assert torch.allclose(model.head.bn.running_var, theirs + 1e-5) and model.head.bn.eps == 1e-5
+
+
+@pytest.mark.parametrize(("blocks", "se", "name"), [(DEPTHS[18], False, "ir18"), (DEPTHS[34], False, "ir34"),
+                                                    (DEPTHS[50], False, "ir50"), (DEPTHS[100], False, "ir100"),
+                                                    (DEPTHS[50], True, "ir_se50")])
+def test_adaface_architectures_are_detected(blocks: tuple[int, ...], se: bool, name: str) -> None:
+    """AdaFace's build_model: ir_18 / ir_34 / ir_50 / ir_101 / ir_se_50."""
+    state = {k: v.to("meta") for k, v in adaface_ckpt(blocks, se, embedding_size=8, side=7)["state_dict"].items()
+             if k.startswith("model.")}
+    layout = _detect(state, "auto", "a.ckpt")
+    assert (layout.family, layout.name) == ("adaface ir", name)
+    assert layout.original["features.0.0.weight"] == "model.input_layer.0.weight"
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 100])
+def test_magface_architectures_are_detected(depth: int) -> None:
+    state = {f"features.module.{k}": v for k, v in _meta(arcface_iresnet_layout(DEPTHS[depth], 8)).items()}
+    layout = _detect(state, "auto", "m.pth")
+    assert (layout.family, layout.name) == ("magface iresnet", f"iresnet{depth}")
+
+
+def test_class_centres_come_from_the_head_transposed(tmp_path: Path) -> None:
+    ada = adaface_ckpt((1, 1, 1, 1), embedding_size=16, side=1, classes=5)
+    centres = load_class_centres(_save(ada, tmp_path / "a.ckpt"))
+    assert centres.shape == (5, 16) and torch.equal(centres, ada["state_dict"]["head.kernel"].t())
+    mag = magface_ckpt((1, 1, 1, 1), embedding_size=16, side=1, classes=7)
+    centres = load_class_centres(_save(mag, tmp_path / "m.pth"), source="magface")
+    assert centres.shape == (7, 16) and torch.equal(centres, mag["state_dict"]["module.fc.weight"].t())
+    tface = _save(fill(tface_ir_layout((1, 1, 1, 1), embedding_size=16, side=1)), tmp_path / "b.pth")
+    with pytest.raises(CheckpointError, match="no class centres") as err:
+        load_class_centres(tface)
+    assert err.value.path == str(tface)
+
+
+def test_adaface_and_magface_hostile_layouts_are_named(tmp_path: Path) -> None:
+    ada = adaface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    ada["state_dict"]["discriminator.weight"] = torch.zeros(2)
+    with pytest.raises(CheckpointError, match=r"'discriminator\.weight' belongs neither to the network"):
+        load_pretrained(_save(ada, tmp_path / "stray.ckpt"))
+    ada = adaface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    ada["state_dict"]["head.kernel"] = torch.zeros(17, 3)  # D rows must be the embedding size
+    with pytest.raises(CheckpointError, match=r"head\.kernel has shape \(17, 3\)"):
+        load_class_centres(_save(ada, tmp_path / "kernel.ckpt"))
+    ada = adaface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    ada["state_dict"]["model.body.1.res_layer.4.weight"] = torch.zeros(128, 128, 1, 1)
+    with pytest.raises(CheckpointError, match=r"model\.body\.1\.res_layer\.4\.weight.*\(128, 128, 1, 1\)"):
+        load_pretrained(_save(ada, tmp_path / "shape.ckpt"))
+    mag = magface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    mag["state_dict"]["module.margin.weight"] = torch.zeros(2)
+    with pytest.raises(CheckpointError, match=r"magface iresnet: key 'margin\.weight'"):
+        load_pretrained(_save(mag, tmp_path / "m.pth"))
+    with pytest.raises(CheckpointError, match="unknown layout"):  # forcing a source the file is not
+        load_pretrained(_save(magface_ckpt((1, 1, 1, 1), embedding_size=16, side=1), tmp_path / "f.pth"),
+                        source="adaface")
+
+
+def test_old_lightning_hyper_parameters_are_read_inert_and_never_run(tmp_path: Path, monkeypatch) -> None:
+    """A Lightning 1.x .ckpt pickles hyper_parameters as pytorch_lightning's AttributeDict holding an argparse
+    Namespace: plain torch.load(weights_only=True) refuses it; load_pretrained reads the tensors, and the
+    objects as inert mappings (no import, no call: the class faked here runs code if built). A file naming any
+    other class (os.system) is still refused."""
+    import sys
+    import types
+
+    ran: list[str] = []
+    module = types.ModuleType("pytorch_lightning.utilities.parsing")
+
+    class AttributeDict(dict):
+        def __reduce__(self):  # what a hostile file could make the loader call
+            return (_record, ("built",))
+
+    def _record(what: str) -> dict:
+        ran.append(what)
+        return {}
+
+    AttributeDict.__module__ = _record.__module__ = module.__name__
+    AttributeDict.__qualname__, _record.__qualname__ = "AttributeDict", "_record"
+    module.AttributeDict, module._record = AttributeDict, _record
+    names = ("pytorch_lightning", "pytorch_lightning.utilities", "pytorch_lightning.utilities.parsing")
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, module if name.endswith("parsing") else types.ModuleType(name))
+    import argparse
+
+    ckpt = adaface_ckpt((1, 1, 1, 1), embedding_size=16, side=1)
+    ckpt["hyper_parameters"] = AttributeDict(arch="ir_18", args=argparse.Namespace(lr=0.1))
+    path = _save(ckpt, tmp_path / "pl1.ckpt")
+    for name in names:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(CheckpointError, match="objects other than tensors"):
+        load_checkpoint(path)
+    model = load_pretrained(path)
+    assert model.embedding_size == 16 and ran == []
+    assert load_checkpoint(path, inert_objects=True)["hyper_parameters"] == {}
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'MARKER'}",))
+
+    ckpt["hyper_parameters"] = {"arch": "ir_18"}
+    ckpt["callbacks"] = {"ModelCheckpoint": Payload()}
+    hostile = _save(ckpt, tmp_path / "hostile.ckpt")
+    with pytest.raises(CheckpointError, match=r"objects other than tensors.*GLOBAL posix"):
+        load_pretrained(hostile)
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_magface_models_round_trip_through_massface_checkpoints_but_not_export(tmp_path: Path) -> None:
+    model = load_pretrained(_save(magface_ckpt(DEPTHS[18], embedding_size=16, side=1), tmp_path / "m.pth"))
+    saved = _save(model.state_dict(), tmp_path / "massface.pt")
+    back = load_pretrained(saved)  # the InputAffine travels in the state dict: input_affine.scale / .shift
+    assert back.input_affine is not None
+    x = face_batch(size=16)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    with pytest.raises(ValueError, match="InputAffine"):
+        export_pretrained(model, tmp_path / "out.pt", "arcface_torch")
+    assert not (tmp_path / "out.pt").exists()

@@ -8,12 +8,10 @@ run with only sizes, paths and steps overridden — so the path a user takes to 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from massface.data.synthetic import SynthFaces
 from massface.evaluation.cli import main as eval_main
 from massface.training.cli import main as train_main
 
@@ -21,35 +19,22 @@ RECIPE = Path(__file__).resolve().parents[2] / "examples" / "casia_lfw"
 
 
 @pytest.fixture(scope="module")
-def webface(tmp_path_factory) -> Path:
-    """``faces_webface_112x112`` in miniature: 8 identities × 3 images, three 10-fold verification sets."""
-    root = tmp_path_factory.mktemp("data") / "faces_webface_112x112"
-    SynthFaces(8, 3, seed=0, difficulty=0.3).export(root, bin_name="lfw.bin", n_folds=10, pairs_per_fold=2)
-    for other in ("cfp_fp.bin", "agedb_30.bin"):
-        shutil.copy(root / "lfw.bin", root / other)
-    return root
-
-
-def _sizes_paths_steps(data: Path, out: Path, steps: int) -> list[str]:
-    """The overrides a user with a small machine would pass: sizes, paths and steps only."""
-    sets = ["--set", f"data.path={data / 'train.rec'}", "--set", f"output_dir={out}",
-            "--set", "data.p=4", "--set", "data.k=2", "--set", "data.workers=0",
-            "--set", f"train.steps={steps}", "--set", f"train.checkpoint_every={steps}",
-            "--set", f"eval.sets=[{data / 'lfw.bin'}]", "--set", f"eval.every={steps}"]
-    return sets
+def webface(miniature_webface) -> Path:
+    """``faces_webface_112x112`` in miniature at 112x112 (see conftest.py)."""
+    return miniature_webface(112)
 
 
 @pytest.mark.slow
-def test_stage1_stage2_and_eval_run_as_shipped(webface, tmp_path, capsys):
+def test_stage1_stage2_and_eval_run_as_shipped(webface, sizes_paths_steps, tmp_path, capsys):
     stage1 = tmp_path / "runs" / "casia_stage1_cosface"
-    argv = [str(RECIPE / "stage1_cosface.yaml"), *_sizes_paths_steps(webface, stage1, 3),
+    argv = [str(RECIPE / "stage1_cosface.yaml"), *sizes_paths_steps(webface, stage1, 3),
             "--set", "schedule.warmup_steps=1", "--set", "schedule.milestones=[2]"]
     assert train_main(argv) == 0, capsys.readouterr().err[-2000:]
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["status"] == "completed" and "lfw" in first["eval"]
 
     stage2 = tmp_path / "runs" / "casia_stage2_triplet"
-    argv = [str(RECIPE / "stage2_triplet_minmax.yaml"), *_sizes_paths_steps(webface, stage2, 3),
+    argv = [str(RECIPE / "stage2_triplet_minmax.yaml"), *sizes_paths_steps(webface, stage2, 3),
             "--set", f"model.init_checkpoint={stage1 / 'checkpoints' / 'latest.pt'}",
             "--set", "loss.head.pretrain_steps=1"]
     assert train_main(argv) == 0, capsys.readouterr().err[-2000:]

@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from massface.serialization import CheckpointError
 from massface.training import builders
 from massface.training.config import Config, ConfigError, config_from_dict
 from massface.training.trainer import Trainer
@@ -321,11 +322,49 @@ def test_head_centres_from_the_init_checkpoint(tmp_path):
                        data__synthetic_identities=10), **QUIET)  # another class count: named, not truncated
     bare = tmp_path / "bare.pt"
     torch.save(first.model.state_dict(), bare)
-    with pytest.raises(CheckpointError, match="holds no classification head"):
+    with pytest.raises(CheckpointError, match=r"bare.pt: \(loss.head.init_from_checkpoint\).*no class centres"):
         Trainer(config(tmp_path / "d", model__init_checkpoint=str(bare), loss__head__init_from_checkpoint=True),
                 **QUIET)
     with pytest.raises(ConfigError, match="loss.head.init_from_checkpoint needs"):
         config(tmp_path / "e", loss__head__init_from_checkpoint=True)
+
+
+def _foreign_checkpoint(tmp_path: Path, source: str, classes: int = 12) -> tuple[Path, torch.Tensor]:
+    """An AdaFace Lightning .ckpt or a MagFace DataParallel checkpoint of a 32x32 r18-sized net, D = 16."""
+    from massface.backbones import build_backbone, export_pretrained
+    from massface.serialization import load_checkpoint
+
+    torch.manual_seed(0)
+    name, target = ("ir18", "tface") if source == "adaface" else ("iresnet18", "arcface_torch")
+    network = load_checkpoint(export_pretrained(build_backbone(name, 16, input_size=32), tmp_path / "n.pt", target))
+    kernel = torch.randn(16, classes)  # both heads store D x C
+    if source == "adaface":
+        state = {**{f"model.{k}": v for k, v in network.items()}, "head.kernel": kernel}
+    else:
+        state = {**{f"module.features.{k}": v for k, v in network.items()}, "module.fc.weight": kernel}
+    path = tmp_path / f"{source}.ckpt"
+    torch.save({"epoch": 1, "state_dict": state}, path)
+    return path, kernel
+
+
+@covers("model.init_source")
+@pytest.mark.parametrize("source", ["adaface", "magface"])
+def test_fine_tuning_starts_from_adaface_and_magface_with_their_centres(source, tmp_path):
+    from massface.backbones import load_pretrained
+
+    path, kernel = _foreign_checkpoint(tmp_path, source)
+    backbone = "ir18" if source == "adaface" else "iresnet18"
+    trainer = Trainer(config(tmp_path / "run", model__backbone=backbone, model__init_checkpoint=str(path),
+                             model__init_source=source, loss__head__init_from_checkpoint=True, train__steps=1),
+                      **QUIET)
+    assert torch.equal(trainer.head.weight, kernel.t())
+    assert (trainer.model.input_affine is not None) == (source == "magface")  # MagFace's BGR x / 255 input
+    trainer.fit()
+    back = load_pretrained(tmp_path / "run" / "checkpoints" / "latest.pt")  # the run's own checkpoint
+    assert (back.input_affine is not None) == (source == "magface")
+    with pytest.raises(CheckpointError, match=r"class centres of shape \(12, 16\).*head.weight \(10, 16\)"):
+        Trainer(config(tmp_path / "other", model__backbone=backbone, model__init_checkpoint=str(path),
+                       loss__head__init_from_checkpoint=True, data__synthetic_identities=10), **QUIET)
 
 
 @covers("model.lr_scale", "model.freeze_bn", "loss.head.lr_scale")
@@ -435,3 +474,31 @@ def test_every_config_key_is_covered():
     missing = sorted(keys - COVERED)
     assert not missing, f"config keys no test shows to take effect: {missing}"
     assert not COVERED - keys, f"covered keys that are not in the config: {sorted(COVERED - keys)}"
+
+
+@covers("model.freeze_stages", "model.freeze_steps")
+def test_early_stages_frozen_for_the_first_steps(tmp_path):
+    trainer = Trainer(config(tmp_path, model__freeze_stages=2, model__freeze_steps=2, train__steps=3,
+                             optim__weight_decay=0.1), **QUIET)
+    groups = trainer.model.stages()  # mobilefacenet: the 56x56 stem, then 28, 14, 7
+    frozen = [p for unit in groups[0] + groups[1] for p in unit.parameters()]
+    frozen_ids = {id(p) for p in frozen}
+    free = [p for p in trainer.model.parameters() if id(p) not in frozen_ids]
+    bns = [m for unit in groups[0] + groups[1] for m in unit.modules() if isinstance(m, nn.BatchNorm2d)]
+    start = [p.detach().clone() for p in frozen], [p.detach().clone() for p in free]
+    stats = [bn.running_mean.clone() for bn in bns]
+    trainer.fit(until=2)
+    assert all(torch.equal(a, p) for a, p in zip(start[0], frozen)), "no update, no weight decay while frozen"
+    assert all(torch.equal(a, bn.running_mean) for a, bn in zip(stats, bns)), "BN statistics kept"
+    assert all(p.grad is None for p in frozen)
+    assert any(not torch.equal(a, p) for a, p in zip(start[1], free)), "the later stages learn"
+    trainer.fit()  # step 3: released
+    assert any(not torch.equal(a, p) for a, p in zip(start[0], frozen))
+    with pytest.raises(ConfigError, match=r"model.freeze_stages: 5 is more than the 4 stage groups"):
+        Trainer(config(tmp_path / "b", model__freeze_stages=5), **QUIET)
+    with pytest.raises(ConfigError, match=r"model.freeze_steps needs model.freeze_stages"):
+        config(tmp_path / "c", model__freeze_steps=3)
+    with pytest.raises(ConfigError, match=r"model.freeze_steps"):
+        config(tmp_path / "d", model__freeze_stages=1, model__freeze_steps=0)
+    with pytest.raises(ConfigError, match=r"model.freeze_stages"):
+        config(tmp_path / "e", model__freeze_stages=-1)

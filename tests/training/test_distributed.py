@@ -94,7 +94,8 @@ def _trainer_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         "seed": 1, "output_dir": out_dir,
         "data": {"format": "synthetic", "synthetic_identities": 16, "synthetic_images_per_identity": 4,
                  "synthetic_image_size": 32, "p": 2, "k": 2, "workers": 0, "transform": "none"},
-        "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
+        "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32,
+                  "freeze_stages": 2, "freeze_steps": 2},  # released at step 2: DDP must reduce them from then on
         "loss": {"triplet": {"miner": "hardest"}, "head": {"name": "arcface", "weight": 0.5}},
         "train": {"steps": 3, "log_every": 1, "checkpoint_every": 3, "device": "cpu"},
     })

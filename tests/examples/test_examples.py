@@ -13,7 +13,8 @@ from massface.training.config import load_config
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.mark.parametrize("path", sorted((EXAMPLES / "casia_lfw").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "casia_lfw").glob("*.yaml"))
+                         + sorted((EXAMPLES / "finetune_pretrained").glob("*.yaml")), ids=lambda p: p.name)
 def test_casia_configs_validate(path):
     cfg = load_config(path)
     assert cfg.data.format == "rec" and cfg.data.path.endswith("train.rec")

@@ -22,6 +22,17 @@ pairs are always drawn from ``"heldout"``.
 * nuisance strength: every nuisance amplitude (rotation, shift, yaw, lighting, blur, noise, occlusion and
   low-resolution probability) is multiplied by ``k = 0.5 + difficulty``.
 
+Real identity sets are not clean, and SynthFaces can be dirty on purpose (ground truth kept):
+
+* ``duplicate_identities=f`` -- round(f·N) labels show the same *person* as another label (one person filed
+  under two labels, as in MS1M / Glint360K / WebFace): label j's images are new images of label i's person;
+  :attr:`SynthFaces.duplicate_pairs` lists the (i, j) label pairs;
+* ``label_noise=f`` -- round(f·N·M) images carry another identity's label than the person they show.
+
+:attr:`SynthFaces.true_identity` is each image's person (named by the person's first label), so
+``true_identity != labels`` marks the mislabelled images and those of duplicate labels, and
+``true_identity[a] == true_identity[n]`` a false negative. Both draws are seeded by ``seed`` alone and are disjoint from the rendering seeds.
+
 Cost: rendering one image is O(H·W) time and memory (about forty OpenCV drawing calls plus a handful of
 vectorised per-pixel passes). Nothing is stored per image; a dataset of N×M images holds O(1) memory plus
 a bounded memo of decoded identities (≤ 4096, a few KB each) and one shared noise bank of 3·(H+64)²
@@ -40,7 +51,7 @@ from typing import Any, Literal, NamedTuple
 import cv2
 import numpy as np
 
-from massface._checks import check_int
+from massface._checks import check_int, check_real
 from massface._deprecation import warn_renamed
 from massface.data import occlusion as _occlusion
 from massface.data._drawing import (
@@ -67,6 +78,8 @@ __all__ = ["SynthFaces"]
 _SPLIT_TAGS = {"train": 0, "heldout": 1}
 _PAIR_TAG = 2  # SeedSequence tag of the verification-pair sampler
 _NOISE_TAG = 3  # SeedSequence tag of the shared noise bank
+_DIRT_TAG = 4  # SeedSequence tag of the duplicate-identity and label-noise draws
+_DUPLICATE_OFFSET = 1 << 24  # a duplicate label's images are its person's images from this index on
 _IDENTITY_CACHE_SIZE = 4096  # decoded identities kept per dataset
 
 # (name, low, high): identity coordinates, sampled as low + u'·(high - low) with u' the shrunk uniform.
@@ -402,13 +415,15 @@ class SynthFaces:
         image_size: output side S in pixels (16 … 1024); geometry is scaled from the 112 canonical frame.
         split: identity namespace, ``"train"`` or ``"heldout"``.
         identity_offset: first global identity index (lets several datasets tile one namespace).
+        duplicate_identities: fraction in [0, 0.5] of labels that show another label's person.
+        label_noise: fraction in [0, 1) of images labelled as another identity (needs N >= 2).
 
     Rendering costs O(S²) time per image; the object holds O(1) state plus a lazily built noise bank.
     """
 
     def __init__(self, num_identities: int, images_per_identity: int, *, seed: int = 0,
                  difficulty: float = 0.5, image_size: int = 112, split: Literal["train", "heldout"] = "train",
-                 identity_offset: int = 0) -> None:
+                 identity_offset: int = 0, duplicate_identities: float = 0.0, label_noise: float = 0.0) -> None:
         for name, value, low in (("num_identities", num_identities, 1),
                                  ("images_per_identity", images_per_identity, 1),
                                  ("seed", seed, 0), ("identity_offset", identity_offset, 0)):
@@ -425,6 +440,12 @@ class SynthFaces:
         self.image_size = int(image_size)
         self.split = split
         self.identity_offset = int(identity_offset)
+        self.duplicate_identities = check_real("duplicate_identities", duplicate_identities, "SynthFaces", low=0.0,
+                                               high=0.5, note="a fraction of the labels")
+        self.label_noise = check_real("label_noise", label_noise, "SynthFaces", low=0.0, high=1.0,
+                                      high_open=True, note="a fraction of the images")
+        if self.label_noise and self.num_identities < 2:
+            raise ValueError("SynthFaces: label_noise needs at least 2 identities (a wrong label must exist)")
         # memo of decoded identities (a pure function of (seed, difficulty, id)), bounded in size
         self._identity_cache: dict[tuple[int, int], _Identity] = {}
 
@@ -441,7 +462,9 @@ class SynthFaces:
     def __repr__(self) -> str:
         return (f"SynthFaces(num_identities={self.num_identities}, images_per_identity="
                 f"{self.images_per_identity}, seed={self.seed}, difficulty={self.difficulty}, "
-                f"image_size={self.image_size}, split={self.split!r}, identity_offset={self.identity_offset})")
+                f"image_size={self.image_size}, split={self.split!r}, identity_offset={self.identity_offset}"
+                + (f", duplicate_identities={self.duplicate_identities}" if self.duplicate_identities else "")
+                + (f", label_noise={self.label_noise}" if self.label_noise else "") + ")")
 
     # ------------------------------------------------------------------ map-style dataset
     def __len__(self) -> int:
@@ -455,12 +478,46 @@ class SynthFaces:
             raise IndexError(f"SynthFaces: index {index} out of range for {n} samples")
         index = int(index) % n
         label, j = divmod(index, self.images_per_identity)
-        return self.image(label, j), label
+        return self.image(label, j), int(self.labels[index])
 
     @cached_property
     def labels(self) -> np.ndarray:
-        """int64 (N·M,) label of every sample, identity-major; computed without rendering."""
-        return np.repeat(np.arange(self.num_identities, dtype=np.int64), self.images_per_identity)
+        """int64 (N·M,) label of every sample, identity-major (with ``label_noise``, some images carry
+        another identity's label); computed without rendering."""
+        return self._dirt[1]
+
+    @cached_property
+    def true_identity(self) -> np.ndarray:
+        """int64 (N·M,) person shown by every sample, named by the label of its first appearance (equal to
+        :attr:`labels` for a clean set)."""
+        clean = np.repeat(np.arange(self.num_identities, dtype=np.int64), self.images_per_identity)
+        return self._dirt[0][clean]
+
+    @cached_property
+    def duplicate_pairs(self) -> np.ndarray:
+        """int64 (S, 2) label pairs ``(i, j)`` that are one person (``i`` the person's first label)."""
+        person = self._dirt[0]
+        dup = np.flatnonzero(person != np.arange(self.num_identities))
+        return np.stack([person[dup], dup], axis=1).astype(np.int64).reshape(-1, 2)
+
+    @cached_property
+    def _dirt(self) -> tuple[np.ndarray, np.ndarray]:
+        """(person of each label (N,), label of each image (N·M,)): the duplicate and label-noise draws."""
+        n, m = self.num_identities, self.images_per_identity
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, _DIRT_TAG,
+                                                                          _SPLIT_TAGS[self.split]])))
+        person = np.arange(n, dtype=np.int64)
+        n_dup = min(round(self.duplicate_identities * n), n // 2)
+        if n_dup:
+            order = rng.permutation(n)
+            source, copy = order[:n_dup], order[n_dup:2 * n_dup]
+            person[copy] = source
+        labels = np.repeat(np.arange(n, dtype=np.int64), m)
+        n_noisy = round(self.label_noise * n * m)
+        if n_noisy:
+            noisy = rng.choice(n * m, n_noisy, replace=False)
+            labels[noisy] = (labels[noisy] + rng.integers(1, n, n_noisy)) % n  # never the image's own label
+        return person, labels
 
     def iter_samples(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
         """Yield ``(image, label)`` for samples ``start … stop - 1`` (all by default), identity-major.
@@ -470,13 +527,15 @@ class SynthFaces:
         stop = len(self) if stop is None else min(stop, len(self))
         for k in range(max(start, 0), stop):
             label, j = divmod(k, self.images_per_identity)
-            yield self.image(label, j), label
+            yield self.image(label, j), int(self.labels[k])
 
     # ------------------------------------------------------------------ identities and images
     def _check_identity(self, identity: int) -> int:
+        """The global identity of the *person* label ``identity`` shows (its source for a duplicate)."""
         if not 0 <= identity < self.num_identities:
             raise IndexError(f"SynthFaces: identity {identity} out of range [0, {self.num_identities})")
-        return self.identity_offset + int(identity)
+        person = int(self._dirt[0][identity]) if self.duplicate_identities else int(identity)
+        return self.identity_offset + person
 
     def identity_vector(self, identity: int) -> np.ndarray:
         """The identity's coordinates u' in [0, 1]^D (after the difficulty shrink), float64 (D,)."""
@@ -519,7 +578,10 @@ class SynthFaces:
         out around the ArcFace 112×112 template, so an unposed face's landmarks lie near it."""
         if index < 0:
             raise IndexError(f"SynthFaces: image index must be >= 0, got {index}")
-        return self._render(self._check_identity(identity), int(index), _SPLIT_TAGS[self.split])
+        global_id = self._check_identity(identity)
+        if self.duplicate_identities and global_id != self.identity_offset + int(identity):
+            index += _DUPLICATE_OFFSET  # the duplicate label shows other images of its person
+        return self._render(global_id, int(index), _SPLIT_TAGS[self.split])
 
     @cached_property
     def _noise_bank(self) -> np.ndarray:
@@ -645,7 +707,9 @@ class SynthFaces:
         ``SynthFaces.heldout(..., seed=, difficulty=, image_size=)`` would give. Uses
         ``massface.data.recordio.write_records`` and ``massface.data.verification.write_bin`` (imported on call);
         ``progress`` shows a bar while the training set is written. Returns the written paths
-        (``rec``, ``idx``, ``property`` and ``bin``).
+        (``rec``, ``idx``, ``property`` and ``bin``). A dirty set also writes its ground truth:
+        ``true_identity.npy`` (per image record, in the file's order: grouped by label) and ``duplicate_pairs.txt`` (label pairs, the
+        format ``loss.triplet.same_identity_pairs`` reads), paths ``true_identity`` / ``duplicate_pairs``.
         """
         from massface.data.recordio import write_records  # lazy: only needed on export
         from massface.data.verification import write_bin
@@ -659,6 +723,15 @@ class SynthFaces:
             images, issame = self.verification_pairs(n_folds, pairs_per_fold, seed=pair_seed)
             write_bin(directory / bin_name, images, issame)
             paths["bin"] = directory / bin_name
+        if self.duplicate_identities or self.label_noise:
+            from massface.mining.guards import write_label_pairs
+
+            record_order = np.argsort(self.labels, kind="stable")  # write_records groups images by label
+            np.save(directory / "true_identity.npy", self.true_identity[record_order], allow_pickle=False)
+            write_label_pairs(directory / "duplicate_pairs.txt", self.duplicate_pairs,
+                              header=f"SynthFaces duplicate identities (seed {self.seed}): label pairs of one person")
+            paths["true_identity"] = directory / "true_identity.npy"
+            paths["duplicate_pairs"] = directory / "duplicate_pairs.txt"
         return paths
 
 

@@ -16,6 +16,12 @@ One mechanism serves the whole cosine family (:class:`MarginHead`): normalise x 
 - ``update_state(cos θ_y, has_target, ‖x‖)`` — running statistics, training mode only, no gradient;
 - ``regularizer(‖x‖, has_target)`` — an extra loss term (MagFace).
 
+Every cosine head also takes arcface_torch's inter-class filter for noisy identity sets
+(``head.interclass_filter = t``, ``loss.head.interclass_filter`` in the trainer; off by default): a non-target
+cosine above ``t`` — a class so close to the sample that it is likely the same person under another label —
+is set to 0 before scaling (multiplied by 0, as arcface_torch's ``interclass_filtering_threshold``: the
+column stays in the softmax as an orthogonal class, and gives no gradient). The target column is exempt.
+
 Dtypes: embeddings may be float16, bfloat16, float32 or float64, and of another dtype than ``weight``; the
 cosines, logits and losses are computed in float32 or wider — the wider of the two dtypes, at least float32, so
 float64 stays float64 (16-bit logits would make the cross-entropy itself lose precision). Under autocast the
@@ -321,9 +327,24 @@ class MarginHead(ClassifierHead):
         if s is not None:
             s = check_real("s", s, type(self).__name__, low=0.0, low_open=True, note="the logit scale")
         self.s = s
+        self._interclass_filter: float | None = None
+
+    @property
+    def interclass_filter(self) -> float | None:
+        """arcface_torch's inter-class filter threshold t in (-1, 1]: non-target cosines above t are set to 0
+        (``None``: off). Settable; see the module docstring."""
+        return getattr(self, "_interclass_filter", None)
+
+    @interclass_filter.setter
+    def interclass_filter(self, value: float | None) -> None:
+        if value is not None:
+            value = check_real("interclass_filter", value, type(self).__name__, low=-1.0, high=1.0,
+                               low_open=True, note="a cosine threshold")
+        self._interclass_filter = value
 
     def extra_repr(self) -> str:
-        return f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, s={self.s}"
+        text = f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, s={self.s}"
+        return text + (f", interclass_filter={self.interclass_filter}" if self.interclass_filter is not None else "")
 
     # ---- hooks -------------------------------------------------------------------------------------------
     def target_logit(self, cos_theta: Tensor, norms: Tensor) -> Tensor:
@@ -384,6 +405,8 @@ class MarginHead(ClassifierHead):
                 self.update_state(target_cos.detach(), has_target, norms.detach())
         new_target = torch.where(has_target, self.target_logit(target_cos, norms), target_cos)
         others = self.adjust_nontarget(cos, target_cos, has_target)
+        if self.interclass_filter is not None:  # the target column is overwritten below: exempt
+            others = others.masked_fill(cos.detach() > self.interclass_filter, 0.0)
         column = labels.clamp(min=0).unsqueeze(1)
         current = others.gather(1, column).squeeze(1)
         logits = others.scatter(1, column, torch.where(labels >= 0, new_target, current).unsqueeze(1))

@@ -23,6 +23,7 @@ from pytorch_metric_learning.miners import BaseMiner
 
 from massface._checks import check_int, check_real
 from massface.distances import DistanceLike, compute_dtype, dissimilarity_matrix, is_same_tensor, resolve_distance
+from massface.mining.guards import NegativeGuards
 from massface.mining.strategies import (
     LabelPairs,
     NegativeFallback,
@@ -136,10 +137,16 @@ class TripletMiner(BaseMiner):
         normalize: L2-normalise the embeddings before a named distance (cosine always does).
         generator / seed: randomness for ``"random"`` rules and ``max_triplets``; a private generator seeded
             with ``seed`` is made when none is given — the global RNG is never used.
+        negative_range, skip_nearest, same_identity_pairs, false_negative_gap: false-negative guards, negatives
+            the strategy never sees (:mod:`massface.mining.guards`): a distance window ``(lo, hi)``; the k
+            nearest negatives of each anchor skipped; label pairs that are one person; negatives closer than
+            the anchor's nearest positive by more than a gap. All off by default.
 
     After each call the module holds statistics of the mined set: ``num_triplets``, ``active_fraction``
     (share with positive hinge d_ap − d_an + m > 0), ``mean_d_ap`` and ``mean_d_an`` (see :attr:`stats`;
-    computed on first access, so a caller that does not log them pays nothing).
+    computed on first access, so a caller that does not log them pays nothing); with ground truth given to
+    ``forward`` (``true_labels=``), also ``false_negative_fraction``: the share of mined triplets whose
+    negative is truly the anchor's identity.
 
     Cost for a batch of N queries and M references in dimension D: the distance matrix O(N·M·D); then O(N·M)
     for per-anchor strategies, O(N·M log M + T) time and O(N·M + T) memory for strategies that emit T
@@ -159,10 +166,17 @@ class TripletMiner(BaseMiner):
         normalize: bool = True,
         generator: torch.Generator | None = None,
         seed: int = 0,
+        negative_range: Sequence[float] | None = None,
+        skip_nearest: int = 0,
+        same_identity_pairs: Any = None,
+        false_negative_gap: float | None = None,
         **kwargs: Any,
     ) -> None:
         check_rules(positives=positives, negatives=negatives, pick=pick, fallback=fallback)
         owner = type(self).__name__
+        self.guards = NegativeGuards.build(owner, negative_range=negative_range, skip_nearest=skip_nearest,
+                                           same_identity_pairs=same_identity_pairs,
+                                           false_negative_gap=false_negative_gap)
         if max_triplets is not None:
             max_triplets = check_int("max_triplets", max_triplets, owner + " (or None: no cap)")
         margin = check_real("margin", margin, owner, low=0.0, note="in units of the distance")
@@ -191,6 +205,8 @@ class TripletMiner(BaseMiner):
         ref_labels: Any = None,
         *,
         self_index: torch.Tensor | None = None,
+        true_labels: Any = None,
+        ref_true_labels: Any = None,
     ) -> IndexTuple:
         """Mine triplets; returns int64 ``(a, p, n)`` on the embeddings' device (three empty tensors if none).
 
@@ -198,7 +214,19 @@ class TripletMiner(BaseMiner):
         query i itself (−1: none), never used as its positive — e.g. ``arange(N)`` when ``ref_emb`` is the
         batch followed by a memory bank. By default it is ``arange(N)`` when ``ref_emb`` is (a view of) the
         embeddings and none otherwise.
+
+        ``true_labels`` / ``ref_true_labels`` (keywords): the ground-truth identities of the queries / the
+        reference when the training labels are known to be noisy (e.g. ``SynthFaces.true_identity``); they
+        change nothing in the mining and give ``stats["false_negative_fraction"]``.
         """
+        truth = None
+        if true_labels is not None:
+            truth_q = check_batch(embeddings, true_labels, name="true_labels")
+            truth_r = truth_q if ref_true_labels is None else check_batch(
+                embeddings if ref_emb is None else ref_emb, ref_true_labels, name="ref_true_labels")
+            if ref_emb is not None and ref_true_labels is None:
+                raise ValueError("true_labels given with ref_emb: ref_true_labels are needed too")
+            truth = (truth_q, truth_r.to(embeddings.device))
         labels = check_batch(embeddings, labels)
         if ref_emb is None:
             if ref_labels is not None:
@@ -222,6 +250,7 @@ class TripletMiner(BaseMiner):
                 raise ValueError(f"self_index entries must be < {ref_emb.shape[0]} (rows of ref_emb) or -1")
         with torch.no_grad(), torch.autocast(device_type=embeddings.device.type, enabled=False):
             out = self._mine(embeddings, labels, ref_emb, ref_labels, self_index)
+        self._truth = truth
         self.output_assertion(out)
         return out
 
@@ -240,7 +269,7 @@ class TripletMiner(BaseMiner):
             embeddings = embeddings.to(dtype)
             ref_emb = embeddings if same_ref else ref_emb.to(dtype)
         D = dissimilarity_matrix(self.distance, embeddings, ref_emb).contiguous()
-        triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index)
+        triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index, labels=(labels, ref_labels))
         self._record(D, triplets.a, triplets.p, triplets.n)
         return triplets.as_tuple()
 
@@ -252,6 +281,7 @@ class TripletMiner(BaseMiner):
         num_negatives: torch.Tensor | None = None,
         *,
         limit: bool = True,
+        labels: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Triplets:
         """This miner's strategy on a precomputed (N, M) dissimilarity matrix (smaller = closer).
 
@@ -261,7 +291,8 @@ class TripletMiner(BaseMiner):
         row i (default ``M - pairs.counts[i]``, right when there is no padding). Returns triplets of
         (row, column, column) positions; ``D`` is restored before returning. ``limit=False`` ignores
         ``max_triplets`` (a caller mining in chunks applies it once to the union). This is the one mechanism the
-        online, cross-batch, semi-online and offline modes share.
+        online, cross-batch, semi-online and offline modes share, and where the false-negative guards act
+        (``labels`` = (row labels, column labels, −1 for padding) is needed by ``same_identity_pairs`` only).
 
         Non-finite entries other than padding — NaN, −inf, or +inf from an overflow, i.e. NaN / Inf
         embeddings — are set to +inf in place and count as no candidate at all (neither positive nor
@@ -276,19 +307,34 @@ class TripletMiner(BaseMiner):
         d_ap = D.view(-1)[a * D.shape[1] + p]
         if num_negatives is None:
             num_negatives = D.shape[1] - pairs.counts
+        guards = getattr(self, "guards", None)
+        nearest_positive = None
+        if guards is not None and guards.false_negative_gap is not None:
+            all_a, all_p = select_positive_pairs(D, pairs, self_index, "all")
+            nearest_positive = torch.full((D.shape[0],), float("inf"), dtype=D.dtype, device=D.device)
+            nearest_positive.scatter_reduce_(0, all_a, D.view(-1)[all_a * D.shape[1] + all_p], "amin")
         saved = mask_same_label(D, pairs)
+        excluded, hidden = None, None
         try:
+            if guards is not None and guards.active:
+                excluded = guards.excluded(D, nearest_positive, self.distance.is_inverted, labels)
+                hidden = D[excluded]
+                D.masked_fill_(excluded, float("inf"))
+                num_negatives = num_negatives - excluded.sum(dim=1)
             return select_negatives(
                 D, num_negatives, a, p, d_ap, self.negatives, self.pick, self.margin,
                 self.fallback, self.generator, self.max_triplets if limit else None,
             )
         finally:
+            if excluded is not None:
+                D[excluded] = hidden
             unmask_same_label(D, pairs, saved)
 
     # ------------------------------------------------------------------ statistics
     def _record(self, D: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> None:
         """Keep what the statistics need; they are computed on first access (O(T)), not on every call."""
         self._last = (D, a, p, n)
+        self._truth = None
         self._stats_cache: dict[str, float] | None = None
 
     @property
@@ -309,12 +355,16 @@ class TripletMiner(BaseMiner):
         d_ap, d_an = D.take(row + p), D.take(row + n)
         active = (d_ap - d_an + self.margin) > 0
         sign = -1.0 if self.distance.is_inverted else 1.0  # report the distance itself (similarity for cosine)
-        return {
+        out = {
             "num_triplets": float(a.numel()),
             "active_fraction": float(active.float().mean()),
             "mean_d_ap": sign * float(d_ap.mean()),
             "mean_d_an": sign * float(d_an.mean()),
         }
+        truth = getattr(self, "_truth", None)
+        if truth is not None:
+            out["false_negative_fraction"] = float((truth[0][a] == truth[1][n]).float().mean())
+        return out
 
     @property
     def active_fraction(self) -> float:
@@ -340,6 +390,7 @@ class TripletMiner(BaseMiner):
             f"margin={self.margin}",
             f"max_triplets={self.max_triplets}",
             f"distance={type(self.distance).__name__}",
+            *self.guards.describe(),
         ]
         return ", ".join(parts)
 

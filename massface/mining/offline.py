@@ -333,7 +333,7 @@ class OfflineTripletSearch:
                 rows = order[pos]
                 c = counts[block[pos]]
                 neg = index.nearest_negatives(xn[rows], y[rows], self.neighbours)
-                triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg)
+                triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg, y)
                 parts.append(triplets)
                 sums += chunk_sums
                 bar.update(pos.size)
@@ -360,7 +360,8 @@ class OfflineTripletSearch:
         return self.mine_triplets(embeddings, labels, progress=progress)
 
     def _mine_chunk(self, x: Tensor, rows: np.ndarray, pos: np.ndarray, block_start: np.ndarray, c: np.ndarray,
-                    order: np.ndarray, neg: np.ndarray) -> tuple[tuple[Tensor, Tensor, Tensor], np.ndarray]:
+                    order: np.ndarray, neg: np.ndarray, y: np.ndarray
+                    ) -> tuple[tuple[Tensor, Tensor, Tensor], np.ndarray]:
         """Candidates [positives | k negatives] per anchor, their distances, and the miner's selection."""
         n_rows, c_max = rows.size, int(c.max())
         within = np.arange(c_max)
@@ -373,7 +374,9 @@ class OfflineTripletSearch:
         pairs = LabelPairs(q, r, c_t)
         self_index = torch.from_numpy(pos - block_start)
         num_negatives = torch.from_numpy((neg >= 0).sum(axis=1))
-        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False)
+        cand_labels = torch.from_numpy(np.where(cand.numpy() >= 0, y[cand.numpy().clip(0)], -1)).long()
+        labels = (torch.from_numpy(y[rows]).long(), cand_labels)  # columns differ per row: (n, C) labels
+        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False, labels=labels)
         flat_p, flat_n = t.a * D.shape[1] + t.p, t.a * D.shape[1] + t.n
         d_ap, d_an = D.view(-1)[flat_p], D.view(-1)[flat_n]
         sums = np.array([t.a.numel(), float(((d_ap - d_an + self.miner.margin) > 0).sum()),

@@ -233,6 +233,11 @@ def build_head(cfg: Config, embedding_size: int, num_classes: int) -> nn.Module 
         raise ConfigError(f"loss.head ({h.name}): {err}") from err
     if h.init_from_checkpoint:
         _init_head(head, cfg.model.init_checkpoint, cfg.model.init_source)  # type: ignore[arg-type]
+    if h.interclass_filter is not None:
+        if not hasattr(head, "interclass_filter"):
+            raise ConfigError(f"loss.head.interclass_filter: head {h.name!r} has no cosines to filter (a margin "
+                              "head: normface, cosface, arcface, ...)")
+        head.interclass_filter = h.interclass_filter
     return head
 
 
@@ -260,12 +265,18 @@ def _init_head(head: nn.Module, path: str, source: str) -> None:
 
 
 def build_miner(cfg: Config) -> nn.Module:
-    """Returns the triplet miner ``loss.triplet.miner`` with the triplet section's ``margin``, ``distance`` and
-    ``max_triplets`` (and ``seed`` for the random miner)."""
+    """Returns the triplet miner ``loss.triplet.miner`` with the triplet section's ``margin``, ``distance``,
+    ``max_triplets`` and false-negative guards (``negative_range``, ``skip_nearest``, ``same_identity_pairs`` --
+    read from its file --, ``false_negative_gap``), and ``seed`` for the random miner."""
     from massface.mining import PRESETS
+    from massface.mining.guards import read_label_pairs
 
     t = cfg.loss.triplet
-    kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets}
+    kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets,
+                              "negative_range": t.negative_range, "skip_nearest": t.skip_nearest,
+                              "false_negative_gap": t.false_negative_gap}
+    if t.same_identity_pairs:
+        kwargs["same_identity_pairs"] = read_label_pairs(t.same_identity_pairs)
     if t.miner == "random":
         kwargs["seed"] = cfg.seed
     try:

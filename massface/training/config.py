@@ -217,12 +217,25 @@ class TripletConfig:
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
     max_triplets: int | None = None
+    # false-negative guards (massface.mining.guards), for noisy identity sets
+    negative_range: list[float] | None = None  # [lo, hi]: only negatives at distance in [lo, hi] (cosine: similarity)
+    skip_nearest: int = 0  # the k nearest negatives of each anchor are never used
+    same_identity_pairs: str | None = None  # file of label pairs that are one person ("a b" per line; massface clean)
+    false_negative_gap: float | None = None  # drop n when d(a, n) < min_p d(a, p) - gap
 
     def validate(self, path: str) -> None:
         _number(f"{path}.weight", self.weight, 0.0)
         _number(f"{path}.margin", self.margin, 0.0)
         if self.max_triplets is not None:
             _integer(f"{path}.max_triplets", self.max_triplets)
+        if self.negative_range is not None:
+            if len(self.negative_range) != 2 or self.negative_range[0] > self.negative_range[1]:
+                raise ConfigError(f"{path}.negative_range must be [lo, hi] with lo <= hi, got "
+                                  f"{_show(self.negative_range)}")
+        _integer(f"{path}.skip_nearest", self.skip_nearest, 0, _MAX_SIZE)
+        _path(f"{path}.same_identity_pairs", self.same_identity_pairs)
+        if self.false_negative_gap is not None:
+            _number(f"{path}.false_negative_gap", self.false_negative_gap, 0.0)
 
 
 @dataclass
@@ -236,9 +249,12 @@ class HeadConfig:
     pretrain_steps: int = 0  # train the head alone (backbone frozen) first
     lr_scale: float = 1.0
     init_from_checkpoint: bool = False  # centres from model.init_checkpoint's head (massface run, AdaFace, MagFace)
+    interclass_filter: float | None = None  # arcface_torch's filter: non-target cos above this counts as 0
 
     def validate(self, path: str) -> None:
         _name(f"{path}.name", self.name, optional=True)
+        if self.interclass_filter is not None:
+            _number(f"{path}.interclass_filter", self.interclass_filter, -1.0, 1.0, lo_open=True)
         _number(f"{path}.weight", self.weight, 0.0)
         if self.s is not None:
             _number(f"{path}.s", self.s, 0.0, lo_open=True)

@@ -220,3 +220,59 @@ def test_num_folds_is_a_deprecated_name_of_n_folds():
         old = ds.pair_specs(num_folds=2, pairs_per_fold=3)
     new = ds.pair_specs(n_folds=2, pairs_per_fold=3)
     assert all((a == b).all() for a, b in zip(old, new))
+
+
+# ------------------------------------------------------------------------------ dirty on purpose
+def test_duplicate_identities_and_label_noise_with_ground_truth():
+    clean = SynthFaces(20, 5, seed=1, image_size=32)
+    dirty = SynthFaces(20, 5, seed=1, image_size=32, duplicate_identities=0.1, label_noise=0.05)
+    pairs = dirty.duplicate_pairs
+    assert pairs.shape == (2, 2) and len(set(pairs.ravel().tolist())) == 4
+    for i, j in pairs.tolist():  # one person under two labels, other images of it
+        np.testing.assert_array_equal(dirty.identity_vector(i), dirty.identity_vector(j))
+        assert not np.array_equal(dirty.image(i, 0), dirty.image(j, 0))
+        assert (dirty.true_identity[dirty.labels == j] == i).sum() >= 4
+    clean_labels = np.repeat(np.arange(20), 5)
+    noisy = dirty.labels != clean_labels
+    assert noisy.sum() == 5 and dirty.labels.dtype == np.int64
+    assert np.array_equal(dirty.true_identity[~noisy & ~np.isin(clean_labels, pairs[:, 1])], clean_labels[
+        ~noisy & ~np.isin(clean_labels, pairs[:, 1])])
+    image, label = dirty[int(np.flatnonzero(noisy)[0])]  # the image shows its true person, labelled wrongly
+    k = int(np.flatnonzero(noisy)[0])
+    np.testing.assert_array_equal(image, clean.image(k // 5, k % 5))
+    assert label == dirty.labels[k] != k // 5
+    untouched = [t for t in range(20) if t not in pairs[:, 1]][0]
+    np.testing.assert_array_equal(dirty.image(untouched, 3), clean.image(untouched, 3))  # same renders
+    again = SynthFaces(20, 5, seed=1, image_size=32, duplicate_identities=0.1, label_noise=0.05)
+    assert np.array_equal(again.labels, dirty.labels) and np.array_equal(again.duplicate_pairs, pairs)
+    assert clean.duplicate_pairs.shape == (0, 2) and np.array_equal(clean.true_identity, clean.labels)
+
+
+def test_dirty_export_writes_the_ground_truth(tmp_path):
+    from massface.mining.guards import read_label_pairs
+
+    dirty = SynthFaces(6, 3, seed=2, image_size=32, duplicate_identities=0.2, label_noise=0.1)
+    paths = dirty.export(tmp_path / "faces", bin_name=None)
+    truth = np.load(paths["true_identity"], allow_pickle=False)
+    order = np.argsort(dirty.labels, kind="stable")  # RecordIO groups the images by label
+    records = RecordDataset(paths["rec"])
+    assert np.array_equal(np.asarray(records.labels), dirty.labels[order])
+    assert np.array_equal(truth, dirty.true_identity[order])
+    first_noisy = int(np.flatnonzero(dirty.labels[order] != np.repeat(np.arange(6), 3)[order])[0])
+    assert truth[first_noisy] == dirty.true_identity[order[first_noisy]]
+    assert np.array_equal(read_label_pairs(paths["duplicate_pairs"]), dirty.duplicate_pairs)
+    assert "true_identity" not in SynthFaces(6, 3, seed=2, image_size=32).export(tmp_path / "clean", bin_name=None)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(duplicate_identities=0.6), "duplicate_identities"),
+    (dict(duplicate_identities=float("nan")), "duplicate_identities"),
+    (dict(label_noise=1.0), "label_noise"),
+    (dict(label_noise=-0.1), "label_noise"),
+    (dict(label_noise="0.1"), "label_noise"),
+])
+def test_hostile_dirt_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SynthFaces(4, 2, **kwargs)
+    with pytest.raises(ValueError, match="at least 2 identities"):
+        SynthFaces(1, 4, label_noise=0.5)

@@ -451,3 +451,34 @@ def test_combined_margin_with_arcface_margins_equals_arcface_beyond_theta_star(m
 def test_combined_margin_default_fallback_is_insightface_where_defined() -> None:
     assert CombinedMargin(4, 3).fallback == ArcFace(4, 3).fallback == "insightface"
     assert CombinedMargin(4, 3, m1=1.3).fallback == "continuous"  # th/mm needs m1 = 1
+
+
+# ------------------------------------------------------------------------------ inter-class filter
+@pytest.mark.parametrize("name", ["CosFace", "ArcFace", "CurricularFace", "NormFace"])
+def test_interclass_filter_zeroes_close_non_target_cosines(name):
+    """arcface_torch's interclass_filtering_threshold: non-target cos > t becomes 0 (target exempt)."""
+    torch.manual_seed(0)
+    head = getattr(losses, name)(8, 6).eval()  # eval: CurricularFace's running t stays put between the calls
+    x, y = torch.randn(10, 8), torch.randint(0, 6, (10,))
+    plain = head(x, y)
+    head.interclass_filter = 0.1
+    filtered = head(x, y)
+    cos = F.normalize(x) @ F.normalize(head.weight).t()
+    target = F.one_hot(y, 6).bool()
+    hit = (cos > 0.1) & ~target
+    assert bool(hit.any()) and bool((~hit & ~target).any())
+    assert torch.equal(filtered[hit], torch.zeros_like(filtered[hit]))
+    torch.testing.assert_close(filtered[~hit], plain[~hit])
+    head.weight.grad = None
+    F.cross_entropy(filtered, y).backward()
+    grad_rows = head.weight.grad.abs().sum(dim=1)
+    never = ~(~hit & ~target).any(dim=0) & ~target.any(dim=0)  # classes only ever filtered
+    assert bool((grad_rows[never] == 0).all())
+    assert "interclass_filter=0.1" in repr(head)
+
+
+@pytest.mark.parametrize("value", [-1.0, 1.5, float("nan"), True])
+def test_interclass_filter_rejects_bad_thresholds(value):
+    head = losses.CosFace(8, 6)
+    with pytest.raises(ValueError, match="interclass_filter"):
+        head.interclass_filter = value

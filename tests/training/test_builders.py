@@ -502,3 +502,37 @@ def test_early_stages_frozen_for_the_first_steps(tmp_path):
         config(tmp_path / "d", model__freeze_stages=1, model__freeze_steps=0)
     with pytest.raises(ConfigError, match=r"model.freeze_stages"):
         config(tmp_path / "e", model__freeze_stages=-1)
+
+
+@covers("loss.triplet.negative_range", "loss.triplet.skip_nearest", "loss.triplet.same_identity_pairs",
+        "loss.triplet.false_negative_gap")
+def test_false_negative_guards_reach_the_miner(tmp_path):
+    from massface.data._errors import DataFormatError
+
+    pairs = tmp_path / "duplicates.txt"
+    pairs.write_text("# suspected duplicate identities\n0 1\n3,5\n")
+    cfg = config(tmp_path, loss__triplet__negative_range=[0.1, 3.0], loss__triplet__skip_nearest=2,
+                 loss__triplet__same_identity_pairs=str(pairs), loss__triplet__false_negative_gap=0.05)
+    guards = builders.build_miner(cfg).guards
+    assert guards.negative_range == (0.1, 3.0) and guards.skip_nearest == 2 and guards.false_negative_gap == 0.05
+    assert guards.same_identity_pairs.numel() == 4  # both orders of both pairs
+    Trainer(cfg, **QUIET).fit(until=1)  # the guarded miner trains
+    pairs.write_text("0 1\n2 x\n")
+    with pytest.raises(DataFormatError, match=r"duplicates.txt: line 2: expected two non-negative integer"):
+        builders.build_miner(cfg)
+    with pytest.raises(ConfigError, match=r"loss.triplet.negative_range must be \[lo, hi\]"):
+        config(tmp_path / "b", loss__triplet__negative_range=[2.0, 1.0])
+    with pytest.raises(ConfigError, match=r"loss.triplet.skip_nearest"):
+        config(tmp_path / "c", loss__triplet__skip_nearest=-1)
+    with pytest.raises(ConfigError, match=r"loss.triplet.false_negative_gap"):
+        config(tmp_path / "d", loss__triplet__false_negative_gap=-0.5)
+
+
+@covers("loss.head.interclass_filter")
+def test_interclass_filter_reaches_the_head(tmp_path):
+    head = Trainer(config(tmp_path, loss__head__interclass_filter=0.4), **QUIET).head
+    assert head.interclass_filter == 0.4
+    with pytest.raises(ConfigError, match=r"loss.head.interclass_filter: head 'softmax' has no cosines"):
+        Trainer(config(tmp_path / "b", loss__head__name="softmax", loss__head__interclass_filter=0.4), **QUIET)
+    with pytest.raises(ConfigError, match=r"loss.head.interclass_filter"):
+        config(tmp_path / "c", loss__head__interclass_filter=1.5)

@@ -9,7 +9,9 @@ expansion 1 and no expand conv).  Stage table ``(expansion, kernel, channels, re
 
 B1 multiplies the repeats by 1.1 (rounded up).  Face adaptation (TFace): PReLU instead of swish, a stride-1
 stem conv3x3 -> 32 so that 112x112 ends at 7x7, then ``conv1x1 -> 512 + PReLU -> GDC -> Linear -> BN1d``
-instead of pooling + classifier.  Cost: O(N * MACs); see ``massface.backbones.profile``.
+instead of pooling + classifier.  TFace torchkit's own ``EfficientNetB0`` / ``B1`` are ``efficientnet_b0`` /
+``_b1`` with ``head_bn='no_affine'`` (4,057,600 / 6,567,648 params).  Cost: O(N * MACs); see
+``massface.backbones.profile``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 
 from torch import Tensor, nn
 
-from .layers import ConvBNAct, GDCNet, SqueezeExcite
+from .layers import ConvBNAct, GDCNet, HeadBN, SqueezeExcite
 
 EFFICIENTNET_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (1, 3, 16, 1, 1),
@@ -57,7 +59,8 @@ class EfficientNet(GDCNet):
     """EfficientNet body scaled in depth by ``depth_factor`` with the GDC embedding head.
 
     Args: ``embedding_size`` D; ``depth_factor`` repeat multiplier (1.0 = B0, 1.1 = B1); ``dropout`` before
-    the projection; ``fc_bn`` BatchNorm1d after it; ``input_size`` a multiple of 16.
+    the projection; ``fc_bn`` BatchNorm1d after it; ``input_size`` a multiple of 16; ``head_bn`` that
+    BatchNorm1d's convention (``'affine'``, or ``'no_affine'`` as in TFace torchkit's ``GDC``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class EfficientNet(GDCNet):
         dropout: float = 0.0,
         fc_bn: bool = True,
         input_size: int = 112,
+        head_bn: HeadBN = "affine",
     ) -> None:
         if depth_factor <= 0:
             raise ValueError(f"depth_factor must be > 0; got {depth_factor}")
@@ -76,7 +80,8 @@ class EfficientNet(GDCNet):
             for i in range(math.ceil(repeats * depth_factor)):
                 layers.append(MBConv(channels, out_ch, expansion, kernel, stride if i == 0 else 1))
                 channels = out_ch
-        super().__init__(nn.Sequential(*layers), channels, embedding_size, input_size, dropout=dropout, fc_bn=fc_bn)
+        super().__init__(nn.Sequential(*layers), channels, embedding_size, input_size, dropout=dropout, fc_bn=fc_bn,
+                         head_bn=head_bn)
 
 
 def efficientnet(version: str, embedding_size: int = 512, **kw: object) -> EfficientNet:

@@ -304,6 +304,8 @@ class GDCNet(EmbeddingNet):
 
     The shared tail of MobileFaceNet, GhostNet and EfficientNet in the face-recognition field (TFace /
     cavaface): the 1x1 conv widens the 7x7 map to ``head_channels`` before the global depthwise conv.
+    ``head_bn`` is the convention of the final BatchNorm1d (``'affine'``, massface's default; ``'no_affine'``,
+    TFace torchkit's ``GDC``); ``fc_bn=False`` drops it whatever ``head_bn`` says (as in IResNet).
     """
 
     def __init__(
@@ -316,6 +318,7 @@ class GDCNet(EmbeddingNet):
         fc_bn: bool = True,
         head_channels: int = 512,
         head_hidden: bool = False,
+        head_bn: HeadBN = "affine",
     ) -> None:
         super().__init__(embedding_size, input_size)
         self.features = nn.Sequential(features, ConvBNAct(feature_channels, head_channels, 1, act="prelu"))
@@ -324,7 +327,7 @@ class GDCNet(EmbeddingNet):
             embedding_size,
             kernel_size=input_size // 16,
             dropout=check_dropout(dropout),
-            head_bn="affine" if fc_bn else "none",
+            head_bn=head_bn if fc_bn else "none",
             hidden=head_hidden,
         )
         kaiming_init(self)

@@ -14,7 +14,9 @@ Body (the paper's table, rows ``(expansion width, out channels, repeats, first s
 with C = 64 (``width``).  Presets:
 
 * ``mobilefacenet`` -- TFace / cavaface layout (stem depthwise is a grouped 3x3 ConvBlock): 1.20 M params,
-  0.221 GMACs at D = 512 (about 1.0 M at D = 128, the paper's 0.99 M / 221 M MAdds).
+  0.221 GMACs at D = 512 (about 1.0 M at D = 128, the paper's 0.99 M / 221 M MAdds). TFace torchkit's own
+  ``MobileFaceNet`` is ``mobilefacenet`` with ``head_bn='no_affine'`` (its BatchNorm1d has no gamma / beta:
+  1,199,488 params).
 * ``mobilefacenet_x2`` -- insightface arcface_torch ``mbf`` (scale 2, blocks (1, 4, 6, 2)): channels doubled,
   expansion widths kept at 128 / 256 / 512 / 256, stem grouped conv with 64 groups: 2.06 M / 0.44 G.
 * ``mobilefacenet_massface`` -- MassFace's TF-slim net (reference massface.md section 5): the stem depthwise is
@@ -31,7 +33,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .layers import ConvBNAct, GDCNet
+from .layers import ConvBNAct, GDCNet, HeadBN
 
 Row = tuple[int, int, int, int]
 """One stage of bottlenecks: (expansion width, output channels, repeats, stride of the first unit)."""
@@ -83,8 +85,11 @@ class MobileFaceNet(GDCNet):
         separable_stem: MassFace's second layer -- depthwise 3x3 + PReLU then a linear 1x1 conv.
         head_hidden: MassFace's extra linear 1x1 conv (512 -> 512) after the GDC.
         dropout: dropout before the embedding projection.
-        fc_bn: BatchNorm1d after the projection (MassFace ``--fc_bn``; TFace / insightface always have it).
+        fc_bn: BatchNorm1d after the projection (MassFace ``--fc_bn``; TFace / insightface always have it);
+            ``False`` drops it whatever ``head_bn`` says.
         input_size: square input side, a multiple of 16 (the GDC kernel is input_size / 16).
+        head_bn: convention of that BatchNorm1d: ``'affine'`` (default; insightface mbf, MassFace) or
+            ``'no_affine'`` (TFace torchkit's ``MobileFaceNet``, whose ``GDC`` ends in ``BatchNorm1d(affine=False)``).
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class MobileFaceNet(GDCNet):
         dropout: float = 0.0,
         fc_bn: bool = True,
         input_size: int = 112,
+        head_bn: HeadBN = "affine",
     ) -> None:
         rows = list(paper_rows(width) if rows is None else rows)
         groups = width if stem_groups is None else stem_groups
@@ -122,6 +128,7 @@ class MobileFaceNet(GDCNet):
             dropout=dropout,
             fc_bn=fc_bn,
             head_hidden=head_hidden,
+            head_bn=head_bn,
         )
 
 

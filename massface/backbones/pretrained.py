@@ -15,6 +15,15 @@ Sources (``source=``), detected from the file's keys and shapes when ``source="a
   ``output_layer.3``. face.evoLVe's original ``bottleneck_IR`` (no BN between its first conv and the PReLU, so
   ``res_layer.2`` is a PReLU -- its IR_50 / IR_152 files do *not* share TFace's layout) has no massface
   counterpart and is refused naming the key.
+  Also TFace's mobile networks (``model_mobilefacenet.py``, ``model_efficientnet.py``, ``model_ghostnet.py``),
+  whose ``GDC`` head ends in ``BatchNorm1d(affine=False)``: ``MobileFaceNet`` into ``mobilefacenet`` built with
+  ``head_bn='no_affine'`` (residual units counted from ``conv_3/4/5.model.N``; ``output_name='GNAP'`` has no
+  massface counterpart and is refused), ``EfficientNetB0`` / ``EfficientNetB1`` into ``efficientnet_b0`` /
+  ``_b1`` with ``head_bn='no_affine'`` (the version from the units of each ``features.stageS``: B0 (1, 2, 2, 6, 5),
+  B1 (2, 3, 3, 8, 7)), and ``GhostNet`` into the massface :class:`~massface.backbones.ghostnet.GhostNet` built
+  with ``**TFACE_GHOSTNET`` (PReLU, TFace's last-unit expansion of 512, a 664-channel tail, the BN1d without
+  affine: the zoo's ``ghostnet`` is another design, see :mod:`massface.backbones.ghostnet`). D and the input
+  side from ``linear`` and the k x k ``conv_6_dw`` of the ``GDC`` (TFace builds these at 112x112 only, k = 7).
 * ``"adaface"`` -- mk-minchul/AdaFace ``net.py`` ``ir_18/34/50/101`` and ``ir_se_50`` (TFace's IR layout): the
   PyTorch-Lightning ``.ckpt`` its trainer saves, network under ``state_dict["model.*"]``, head under
   ``head.*``; read into ``ir18/34/50/100`` / ``ir_se50``. AdaFace feeds **BGR** ``(x / 255 - 0.5) / 0.5``: the
@@ -54,7 +63,13 @@ max |diff| / max |ref| = 0 -- bit-identical -- for IR_18, IR_34, IR_50, IR_101, 
 IR_SE_101, IR_SE_152, IR_SE_200 at 112x112 and IR_50 at 224x224; ``export_pretrained(..., "tface")`` files load
 strictly into TFace's ``Backbone`` with the same key order, giving identical outputs. Parameter counts equal
 TFace's (IR_50 43.59 M, IR_SE_50 43.81 M, IR_101 65.15 M, IR_SE_101 65.52 M, IR_152 109.64 M, IR_200 114.14 M,
-IR_SE_152 116.21 M, IR_SE_200 121.24 M).
+IR_SE_152 116.21 M, IR_SE_200 121.24 M). The same measurement for TFace's mobile networks at 112x112 (BN statistics
+measured on random images then jittered, so that the embedding varies with the input; 3 images): max |diff| /
+max |ref| = 0 -- bit-identical -- for MobileFaceNet, EfficientNetB0, EfficientNetB1 and GhostNet, plain and
+``module.`` prefixed; the exports have TFace's key names and order, load strictly into TFace's networks and give
+identical outputs (a single PReLU's slopes reversed gives 0.25 - 0.33, so the comparison sees one tensor). Parameter
+counts equal TFace's: MobileFaceNet 1,199,488, EfficientNetB0 4,057,600, EfficientNetB1 6,567,648, GhostNet
+4,057,584 (the zoo's ``ghostnet``: 4,614,332).
 
 Key mapping (arcface_torch module -> massface module; the leaf -- ``weight``, ``bias``, ``running_mean``,
 ``running_var``, ``num_batches_tracked`` -- is kept)::
@@ -78,6 +93,26 @@ Key mapping (arcface_torch module -> massface module; the leaf -- ``weight``, ``
       body.N.res_layer.se_block.fc1 / fc2     features.k.body.L.reduce / .expand
       body.N.shortcut_layer.0 / .1            features.k.shortcut.0 / .1   (MaxPool2d(1, s) shortcuts: no tensors)
       output_layer.0 / .3 / .4                head.bn2d / head.linear / head.bn
+    TFace GDC (``output_layer`` of MobileFaceNet / GhostNet, ``output`` of EfficientNet; H below)
+      H.conv_6_dw.conv / .bn / H.linear / H.bn    head.gdc.0 / head.gdc.1 / head.linear / head.bn
+    TFace MobileFaceNet (k = 2 + index of the Depth_Wise unit counted over conv_23 ... conv_5)
+      conv1 / conv2_dw (.conv / .bn / .prelu) features.0.0 / features.0.1 (.0 / .1 / .2)
+      conv_23 / conv_34 / conv_45 .U.P        features.0.k.body.u.j     U = conv / conv_dw / project (u = 0, 1, 2),
+      conv_3 / conv_4 / conv_5 .model.r.U.P   features.0.k.body.u.j     P = conv / bn / prelu (j = 0, 1, 2)
+      conv_6_sep.conv / .bn / .prelu          features.1.0 / .1 / .2
+    TFace EfficientNet (k = 1 + index of the unit counted over all stages)
+      features.init_block.conv.conv/bn/act    features.0.0.0 / .1 / .2
+      features.stage1.unitU.dw_conv / se / pw_conv          features.0.k.body.0 / .1 / .2
+      features.stageS.unitU.conv1 / conv2 / se / conv3      features.0.k.body.0 / .1 / .2 / .3   (S > 1)
+      ... .se.fc1 / .se.fc2                   ... .reduce / .expand
+      features.final_block.conv / .bn / .act  features.1.0 / .1 / .2
+    TFace GhostNet (k = 1 + index of blocks.i.j counted over blocks.0 ... blocks.8)
+      conv_stem / bn1 / act1                  features.0.0.0 / .1 / .2
+      blocks.i.j.ghost1 / ghost2 .primary_conv.n / .cheap_operation.n    features.0.k.body.b.primary.n / .cheap.n
+      blocks.i.j.conv_dw / .bn_dw             features.0.k.body.1.0 / .1      (stride-2 units)
+      blocks.i.j.se.conv_reduce / conv_expand features.0.k.body.b.reduce / .expand   (b counts the modules present)
+      blocks.i.j.shortcut.0 / .1 / .2 / .3    features.0.k.shortcut.0.0 / .0.1 / .1.0 / .1.1
+      blocks.9.0.conv / .bn1 / .act1          features.1.0 / .1 / .2
 
 Every file is read by :func:`massface.serialization.load_checkpoint` (``weights_only=True``): nothing in it
 executes. Refusals are :class:`~massface.serialization.CheckpointError` naming the file and the first key or
@@ -86,6 +121,7 @@ tensor that does not fit.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -105,10 +141,12 @@ from massface.serialization import (
     load_module_state,
 )
 
+from . import efficientnet as _eff
+from . import ghostnet as _ghost
 from . import ir as _tf
 from . import iresnet as _ir
 from . import mobilefacenet as _mfn
-from .layers import InputAffine
+from .layers import InputAffine, SqueezeExcite
 from .sources import SOURCES, TARGETS
 
 __all__ = ["load_pretrained", "load_weights", "load_class_centres", "export_pretrained", "SOURCES", "TARGETS",
@@ -128,6 +166,14 @@ _IR_BLOCK_MODULES = (("bn1", "body.0"), ("conv1", "body.1"), ("bn2", "body.2"), 
 _MBF_UNIT = ("layers.0", "layers.1", "layers.2")  # expand / depthwise / linear of a DepthWise unit
 _CONV_BN_ACT = ("0", "1", "2")  # a ConvBlock's conv / BN / PReLU (a LinearBlock has the first two)
 _TF_UNIT = re.compile(r"^body\.(\d+)\.")
+_TF_CBA = (("conv", "0"), ("bn", "1"), ("prelu", "2"))  # TFace Conv_block / LinearBlock -> ConvBNAct
+_TF_EFF_CBA = (("conv", "0"), ("bn", "1"), ("act", "2"))  # TFace EfficientNet ConvBlock -> ConvBNAct
+_TF_MFN_UNIT = ("conv", "conv_dw", "project")  # a TFace Depth_Wise unit: expand / depthwise / linear
+_TF_MFN_STAGES = (("conv_23", "conv_3"), ("conv_34", "conv_4"), ("conv_45", "conv_5"))  # downsample, residuals
+_TF_MFN_RESIDUAL = re.compile(r"^conv_([345])\.model\.(\d+)\.")
+_TF_EFF_UNIT = re.compile(r"^features\.stage(\d+)\.unit(\d+)\.")
+_TF_GHOST_UNIT = re.compile(r"^blocks\.(\d+)\.(\d+)\.")
+_TF_GHOST_GROUPS = (1, 1, 1, 1, 1, 1, 5, 1, 4)  # TFace GhostNet.cfgs: units of blocks.0 ... blocks.8
 
 
 def _tf_unit_modules(layers: int) -> tuple[tuple[str, str], ...]:
@@ -141,6 +187,10 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
     "arcface_torch iresnet": ("conv1.weight", "layer1.0.conv1.weight", "fc.weight", "features.running_mean"),
     "arcface_torch mbf": ("layers.0.layers.0.weight", "conv_sep.layers.0.weight", "features.layers.2.weight"),
     "tface ir": ("input_layer.0.weight", "body.0.res_layer.0.weight", "output_layer.3.weight"),
+    "tface mobilefacenet": ("conv1.conv.weight", "conv2_dw.conv.weight", "conv_6_sep.conv.weight"),
+    "tface efficientnet": ("features.init_block.conv.conv.weight", "features.final_block.conv.weight",
+                           "output.linear.weight"),
+    "tface ghostnet": ("conv_stem.weight", "blocks.0.0.ghost1.primary_conv.0.weight", "output_layer.linear.weight"),
     "adaface ir": ("model.input_layer.0.weight", "model.body.0.res_layer.0.weight", "model.output_layer.3.weight"),
     "magface iresnet": ("features.conv1.weight", "features.layer1.0.conv1.weight", "features.fc.weight"),
 }
@@ -198,6 +248,78 @@ def _tface_module_map(units: int, bottleneck: bool = False) -> dict[str, str]:
     return pairs
 
 
+def _tface_gdc_pairs(head: str) -> dict[str, str]:
+    """TFace torchkit's ``GDC`` (``common.py``) under ``head`` -> massface :class:`GDCHead`."""
+    return {f"{head}.conv_6_dw.conv": "head.gdc.0", f"{head}.conv_6_dw.bn": "head.gdc.1",
+            f"{head}.linear": "head.linear", f"{head}.bn": "head.bn"}
+
+
+def _tface_mfn_module_map(residuals: tuple[int, int, int]) -> dict[str, str]:
+    """TFace torchkit ``MobileFaceNet`` module path -> massface :class:`MobileFaceNet` module path (``residuals``:
+    the units of ``conv_3`` / ``conv_4`` / ``conv_5``)."""
+    pairs: dict[str, str] = {}
+    for k, theirs in enumerate(("conv1", "conv2_dw")):
+        for part, j in _TF_CBA:
+            pairs[f"{theirs}.{part}"] = f"features.0.{k}.{j}"
+    k = 2
+    for (down, res), n in zip(_TF_MFN_STAGES, residuals):
+        for theirs in (down, *(f"{res}.model.{r}" for r in range(n))):
+            for u, unit in enumerate(_TF_MFN_UNIT):
+                for part, j in _TF_CBA:
+                    pairs[f"{theirs}.{unit}.{part}"] = f"features.0.{k}.body.{u}.{j}"
+            k += 1
+    for part, j in _TF_CBA:
+        pairs[f"conv_6_sep.{part}"] = f"features.1.{j}"
+    pairs.update(_tface_gdc_pairs("output_layer"))
+    return pairs
+
+
+def _tface_effnet_module_map(stage_units: tuple[int, ...]) -> dict[str, str]:
+    """TFace torchkit ``EfficientNet`` module path -> massface :class:`~massface.backbones.efficientnet.EfficientNet`
+    module path (``stage_units``: the units of ``features.stage1`` ...; stage 1's are ``EffiDwsConvUnit``)."""
+    pairs = {f"features.init_block.conv.{part}": f"features.0.0.{j}" for part, j in _TF_EFF_CBA}
+    k = 1
+    for stage, n in enumerate(stage_units, start=1):
+        parts = ("dw_conv", "se", "pw_conv") if stage == 1 else ("conv1", "conv2", "se", "conv3")
+        for u in range(1, n + 1):
+            for i, part in enumerate(parts):
+                theirs, mine = f"features.stage{stage}.unit{u}.{part}", f"features.0.{k}.body.{i}"
+                if part == "se":
+                    pairs.update({f"{theirs}.fc1": f"{mine}.reduce", f"{theirs}.fc2": f"{mine}.expand"})
+                else:
+                    pairs.update({f"{theirs}.{leaf}": f"{mine}.{j}" for leaf, j in _TF_EFF_CBA})
+            k += 1
+    pairs.update({f"features.final_block.{part}": f"features.1.{j}" for part, j in _TF_EFF_CBA})
+    pairs.update(_tface_gdc_pairs("output"))
+    return pairs
+
+
+def _tface_ghost_module_map(units: list[tuple[bool, bool]]) -> dict[str, str]:
+    """TFace torchkit ``GhostNet`` module path -> massface :class:`~massface.backbones.ghostnet.GhostNet` module
+    path; ``units`` holds (strided, SE) for each Ghost bottleneck, grouped as TFace's ``blocks.i.j``."""
+    pairs = {"conv_stem": "features.0.0.0", "bn1": "features.0.0.1", "act1": "features.0.0.2"}
+    names = [f"blocks.{g}.{j}" for g, n in enumerate(_TF_GHOST_GROUPS) for j in range(n)]
+    for k, (theirs, (strided, se)) in enumerate(zip(names, units), start=1):
+        mine = f"features.0.{k}"
+        parts = ["ghost1", *(["dw"] if strided else []), *(["se"] if se else []), "ghost2"]
+        for i, part in enumerate(parts):
+            body = f"{mine}.body.{i}"
+            if part == "dw":
+                pairs.update({f"{theirs}.conv_dw": f"{body}.0", f"{theirs}.bn_dw": f"{body}.1"})
+            elif part == "se":
+                pairs.update({f"{theirs}.se.conv_reduce": f"{body}.reduce", f"{theirs}.se.conv_expand": f"{body}.expand"})
+            else:
+                for op, mod in (("primary_conv", "primary"), ("cheap_operation", "cheap")):
+                    for j in "012":
+                        pairs[f"{theirs}.{part}.{op}.{j}"] = f"{body}.{mod}.{j}"
+        for j in range(4):  # depthwise conv, BN, 1x1 conv, BN
+            pairs[f"{theirs}.shortcut.{j}"] = f"{mine}.shortcut.{j // 2}.{j % 2}"
+    tail = f"blocks.{len(_TF_GHOST_GROUPS)}.0"  # ConvBnAct(C, 664, 1)
+    pairs.update({f"{tail}.conv": "features.1.0", f"{tail}.bn1": "features.1.1", f"{tail}.act1": "features.1.2"})
+    pairs.update(_tface_gdc_pairs("output_layer"))
+    return pairs
+
+
 def _rename(state: Mapping[str, Tensor], modules: Mapping[str, str]) -> tuple[dict[str, Tensor], list[str]]:
     """Rename ``state``'s keys module by module; returns the renamed dict and the keys with no counterpart."""
     out: dict[str, Tensor] = {}
@@ -222,21 +344,71 @@ def arcface_torch_key_map(model: nn.Module) -> dict[str, str]:
 
 
 def tface_key_map(model: nn.Module) -> dict[str, str]:
-    """massface state-dict key -> TFace torchkit key for ``model`` (an :class:`IResNet` such as ``ir50`` /
-    ``ir_se50``, or an :class:`~massface.backbones.ir.IRBottleneckNet`: ``ir152`` ... ``ir_se200``).
+    """massface state-dict key -> TFace torchkit key for ``model``: an :class:`IResNet` such as ``ir50`` /
+    ``ir_se50``, an :class:`~massface.backbones.ir.IRBottleneckNet` (``ir152`` ... ``ir_se200``), or, built with
+    ``head_bn='no_affine'``, a :class:`MobileFaceNet` (``mobilefacenet``), an
+    :class:`~massface.backbones.efficientnet.EfficientNet` (``efficientnet_b0`` / ``_b1``) or a
+    :class:`~massface.backbones.ghostnet.GhostNet` (``ghostnet`` with ``**TFACE_GHOSTNET``).
 
     Raises:
         ValueError: naming the model when it has no TFace counterpart.
     """
-    if not isinstance(model, (_ir.IResNet, _tf.IRBottleneckNet)):
-        raise _no_counterpart(model, "tface", "TFace's IR / IR-SE layout is read into massface IResNets and "
-                                              "IRBottleneckNets only")
+    if isinstance(model, (_ir.IResNet, _tf.IRBottleneckNet)):
+        _tface_head_bn(model, "TFace's output_layer")
+        bottleneck = isinstance(model, _tf.IRBottleneckNet)
+        return _key_map(model, _tface_module_map(len(model.features) - 1, bottleneck), "tface")
+    if isinstance(model, (_mfn.MobileFaceNet, _eff.EfficientNet, _ghost.GhostNet)):
+        _tface_head_bn(model, "TFace's GDC")
+        units = list(model.features[0])[1:]  # after the (one-conv) stem of EfficientNet and GhostNet
+        if isinstance(model, _mfn.MobileFaceNet):
+            modules = _tface_mfn_module_map(_mbf_residuals(model, "tface", "TFace's MobileFaceNet"))
+        elif isinstance(model, _eff.EfficientNet):
+            modules = _tface_effnet_module_map(_effnet_stage_units(units))
+        else:
+            if len(units) != sum(_TF_GHOST_GROUPS):
+                raise _no_counterpart(model, "tface", f"it has {len(units)} Ghost bottlenecks, TFace's GhostNet "
+                                                      f"{sum(_TF_GHOST_GROUPS)}")
+            modules = _tface_ghost_module_map([_ghost_unit_kind(unit) for unit in units])
+        return _key_map(model, modules, "tface")
+    raise _no_counterpart(model, "tface", "TFace torchkit's IR / IR-SE, MobileFaceNet, EfficientNetB0 / B1 and "
+                                          "GhostNet layouts are read into massface IResNets, IRBottleneckNets, "
+                                          "MobileFaceNets, EfficientNets and GhostNets only")
+
+
+def _tface_head_bn(model: nn.Module, where: str) -> None:
     bn = getattr(model.head, "bn", None)
     if not isinstance(bn, nn.BatchNorm1d) or bn.affine:
-        raise _no_counterpart(model, "tface", "TFace's output_layer ends in BatchNorm1d(affine=False) "
-                                              "(head_bn='no_affine')")
-    bottleneck = isinstance(model, _tf.IRBottleneckNet)
-    return _key_map(model, _tface_module_map(len(model.features) - 1, bottleneck), "tface")
+        raise _no_counterpart(model, "tface", f"{where} ends in BatchNorm1d(affine=False) (head_bn='no_affine')")
+
+
+def _strided(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in module.modules())
+
+
+def _effnet_stage_units(units: list[nn.Module]) -> tuple[int, ...]:
+    """TFace's EfficientNet stages from a unit list: a stage starts at the first unit and at every stride-2 one."""
+    counts: list[int] = []
+    for unit in units:
+        if not counts or _strided(unit):
+            counts.append(0)
+        counts[-1] += 1
+    return tuple(counts)
+
+
+def _effnet_table_units(depth_factor: float) -> tuple[int, ...]:
+    """Units per TFace EfficientNet stage at ``depth_factor`` (rows as massface's table, grouped at stride 2)."""
+    counts: list[int] = []
+    for _, _, _, repeats, stride in _eff.EFFICIENTNET_STAGES:
+        if not counts or stride > 1:
+            counts.append(0)
+        counts[-1] += math.ceil(repeats * depth_factor)
+    return tuple(counts)
+
+
+def _ghost_unit_kind(unit: nn.Module) -> tuple[bool, bool]:
+    """(has a stride-2 depthwise conv, has SE) of a massface Ghost bottleneck."""
+    body = getattr(unit, "body", unit)
+    return _strided(body), any(isinstance(m, SqueezeExcite) for m in body.modules())
 
 
 def _key_map(model: nn.Module, modules: Mapping[str, str], target: str) -> dict[str, str]:
@@ -269,8 +441,9 @@ def _stage_blocks(model: _ir.IResNet) -> list[int]:
     return counts
 
 
-def _mbf_residuals(model: _mfn.MobileFaceNet) -> tuple[int, int, int]:
-    """Residual units after each of the three downsampling units that follow arcface mbf's first stage."""
+def _mbf_residuals(model: _mfn.MobileFaceNet, target: str = "arcface_torch",
+                   network: str = "mbf") -> tuple[int, int, int]:
+    """Residual units after each of the three downsampling units that follow the stem (arcface mbf's, TFace's)."""
     units = [m for m in model.features[0] if isinstance(m, _mfn.Bottleneck)]
     counts: list[int] = []
     for unit in units:
@@ -278,11 +451,11 @@ def _mbf_residuals(model: _mfn.MobileFaceNet) -> tuple[int, int, int]:
             counts.append(0)
         else:
             if not counts:
-                raise _no_counterpart(model, "arcface_torch", "its first bottleneck is residual")
+                raise _no_counterpart(model, target, "its first bottleneck is residual")
             counts[-1] += 1
     # arcface's first downsampling unit plus its residuals form one massface row; rows 2/3 and 4/5 likewise
     if len(counts) != 3:
-        raise _no_counterpart(model, "arcface_torch", f"it has {len(counts)} downsampling units, mbf has 3")
+        raise _no_counterpart(model, target, f"it has {len(counts)} downsampling units, {network} has 3")
     return counts[0], counts[1], counts[2]
 
 
@@ -412,6 +585,123 @@ def _tface(state: Mapping[str, Tensor], path: PathLike, family: str = "tface ir"
     return _renamed(state, _tface_module_map(units, bottleneck), family, name, build, path)
 
 
+def _tface_gdc(state: Mapping[str, Tensor], path: PathLike, family: str, head: str) -> dict[str, object]:
+    """Embedding size, input size and head BN of TFace's ``GDC`` under ``head``: ``linear`` (D x C), the k x k
+    depthwise ``conv_6_dw`` (input side 16 k; TFace builds k = 7 only) and ``bn`` (affine=False in TFace)."""
+    linear, gdc = state.get(f"{head}.linear.weight"), state.get(f"{head}.conv_6_dw.conv.weight")
+    if linear is None or linear.dim() != 2:
+        raise CheckpointError(path, f"{family}: {head}.linear.weight: expected a (D, C) matrix, got "
+                                    f"{'no tensor' if linear is None else f'shape {tuple(linear.shape)}'}")
+    if gdc is None or gdc.dim() != 4 or gdc.shape[-1] != gdc.shape[-2]:
+        raise CheckpointError(path, f"{family}: {head}.conv_6_dw.conv.weight: expected a (C, 1, k, k) depthwise "
+                                    f"kernel, got {'no tensor' if gdc is None else f'shape {tuple(gdc.shape)}'}")
+    if f"{head}.bn.weight" in state:
+        head_bn = "affine"
+    else:
+        head_bn = "no_affine" if f"{head}.bn.running_mean" in state else "none"
+    return {"embedding_size": int(linear.shape[0]), "input_size": 16 * int(gdc.shape[-1]), "head_bn": head_bn}
+
+
+def _zoo_build(zoo_name: str, options: Mapping[str, object]) -> nn.Module:
+    """``build_backbone(zoo_name, ...)`` with those of ``options`` that its family takes."""
+    from .registry import _allowed_options, build_backbone, get_spec
+
+    allowed = {"embedding_size", *_allowed_options(get_spec(zoo_name).family)}
+    return build_backbone(zoo_name, **{k: v for k, v in options.items() if k in allowed})  # type: ignore[arg-type]
+
+
+def _options_name(zoo: str, options: Mapping[str, object]) -> str:
+    """``zoo(option=value, ...)`` for the options that are not sizes (``zoo`` may already hold some)."""
+    extra = ", ".join(f"{k}={v!r}" for k, v in options.items() if k not in ("embedding_size", "input_size"))
+    if not extra:
+        return zoo
+    return f"{zoo[:-1]}, {extra})" if zoo.endswith(")") else f"{zoo}({extra})"
+
+
+def _tface_mobilefacenet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """TFace torchkit ``MobileFaceNet(input_size)`` (``output_name='GDC'``): residual units counted from
+    ``conv_3/4/5.model.N``; D, input side and head BN from ``output_layer``."""
+    family = "tface mobilefacenet"
+    if "output_layer.linear.weight" not in state and "output_layer.bn1.running_mean" in state:
+        raise CheckpointError(path, f"{family}: output_layer.bn1 / output_layer.bn2 without output_layer.linear is "
+                                    "TFace's output_name='GNAP' (global norm-aware pooling), which has no massface "
+                                    "counterpart (massface's MobileFaceNet ends in the GDC head)")
+    counts = {3: 0, 4: 0, 5: 0}
+    for key in state:
+        found = _TF_MFN_RESIDUAL.match(key)
+        if found:
+            stage = int(found.group(1))
+            counts[stage] = max(counts[stage], int(found.group(2)) + 1)
+    residuals = (counts[3], counts[4], counts[5])
+    options = _tface_gdc(state, path, family, "output_layer")
+    zoo = "mobilefacenet" if residuals == (4, 6, 2) else f"MobileFaceNet(residuals={residuals})"
+    name = _options_name(zoo, options)
+
+    def build(zoo_name: str | None) -> nn.Module:
+        if zoo_name is not None:
+            return _zoo_build(zoo_name, options)
+        return _mfn.MobileFaceNet(rows=_mfn.paper_rows(64, blocks=residuals), **options)  # type: ignore[arg-type]
+
+    return _renamed(state, _tface_mfn_module_map(residuals), family, name, build, path)
+
+
+def _tface_efficientnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """TFace torchkit ``EfficientNetB0`` / ``EfficientNetB1``: the version from the units of each
+    ``features.stageS`` (``unitU``); D, input side and head BN from ``output``."""
+    family = "tface efficientnet"
+    units: dict[int, int] = {}
+    for key in state:
+        found = _TF_EFF_UNIT.match(key)
+        if found:
+            stage = int(found.group(1))
+            units[stage] = max(units.get(stage, 0), int(found.group(2)))
+    found_units = tuple(units.get(stage, 0) for stage in range(1, 1 + max(units, default=0)))
+    tables = {version: _effnet_table_units(factor) for version, factor in _eff.DEPTH_FACTORS.items()}
+    version = next((v for v, table in tables.items() if table == found_units), None)
+    if version is None:
+        known = ", ".join(f"EfficientNet{v.upper()} {t}" for v, t in tables.items())
+        raise CheckpointError(path, f"{family}: units per features.stageS (counted from features.stageS.unitU) "
+                                    f"are {found_units}; TFace's are {known}")
+    options = _tface_gdc(state, path, family, "output")
+    name = _options_name(f"efficientnet_{version}", options)
+
+    def build(zoo_name: str | None) -> nn.Module:
+        if zoo_name is not None:
+            return _zoo_build(zoo_name, options)
+        return _eff.EfficientNet(depth_factor=_eff.DEPTH_FACTORS[version], **options)  # type: ignore[arg-type]
+
+    return _renamed(state, _tface_effnet_module_map(found_units), family, name, build, path)
+
+
+def _tface_ghostnet(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
+    """TFace torchkit ``GhostNet(input_size)`` (width 1.3): massface's :class:`GhostNet` with
+    ``**TFACE_GHOSTNET``; each unit's stride-2 depthwise conv and SE read from its keys, D, input side and head
+    BN from ``output_layer``."""
+    family = "tface ghostnet"
+    groups: dict[int, int] = {}
+    for key in state:
+        found = _TF_GHOST_UNIT.match(key)
+        if found:
+            group = int(found.group(1))
+            groups[group] = max(groups.get(group, 0), int(found.group(2)) + 1)
+    found_groups = tuple(groups.get(g, 0) for g in range(1 + max(groups, default=-1)))
+    expected = (*_TF_GHOST_GROUPS, 1)
+    if found_groups != expected:
+        raise CheckpointError(path, f"{family}: units per blocks.i (counted from blocks.i.j) are {found_groups}; "
+                                    f"TFace's GhostNet has {expected} (its cfgs, then the ConvBnAct "
+                                    f"blocks.{len(_TF_GHOST_GROUPS)}.0)")
+    kinds = [(f"blocks.{g}.{j}.conv_dw.weight" in state, f"blocks.{g}.{j}.se.conv_reduce.weight" in state)
+             for g, n in enumerate(_TF_GHOST_GROUPS) for j in range(n)]
+    options = {**_ghost.TFACE_GHOSTNET, **_tface_gdc(state, path, family, "output_layer")}
+    head_bn = options["head_bn"]
+    name = "ghostnet(**TFACE_GHOSTNET" + ("" if head_bn == "no_affine" else f", head_bn={head_bn!r}") + ")"
+
+    def build(zoo_name: str | None) -> nn.Module:
+        return _zoo_build(zoo_name or "ghostnet", options)
+
+    return _renamed(state, _tface_ghost_module_map(kinds), family, name, build, path)
+
+
 def _split_network(state: Mapping[str, Tensor], path: PathLike, family: str, prefixes: tuple[str, ...],
                    head_prefix: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """``state`` split into the network's tensors (the first matching prefix removed) and the head's (keys
@@ -505,10 +795,16 @@ def _massface_candidates(state: Mapping[str, Tensor]) -> list[tuple[str, dict[st
             options["input_size"] = 16 * int(gdc.shape[-1])
         elif bn2d is not None and bn2d.numel():
             options["input_size"] = 16 * round((int(linear.shape[1]) / bn2d.numel()) ** 0.5)
-    fc_bn = ({"fc_bn": True}, {"fc_bn": False}) if "head.bn.running_mean" not in state else ({},)
+    if "head.bn.running_mean" not in state:
+        head_bn: tuple[dict[str, object], ...] = ({"fc_bn": True}, {"fc_bn": False})
+    else:
+        head_bn = ({"head_bn": "no_affine"},) if "head.bn.weight" not in state else ({},)
+    # family options no zoo name carries: GhostNet as TFace torchkit builds it (its head_bn comes from the file)
+    variants: dict[type, tuple[dict[str, object], ...]] = {
+        _ghost.GhostNet: ({}, {k: v for k, v in _ghost.TFACE_GHOSTNET.items() if k != "head_bn"})}
     flatten_head = "head.bn2d.weight" in state  # the IResNet family; the others end in a GDC
     blocks = len({key.split(".")[1] for key in state if key.startswith("features.")}) - 1
-    names = []
+    names: list[tuple[str, type]] = []
     for name in list_backbones():
         family = get_spec(name).family
         if (family in (_ir.IResNet, _tf.IRBottleneckNet)) != flatten_head:
@@ -517,8 +813,9 @@ def _massface_candidates(state: Mapping[str, Tensor]) -> list[tuple[str, dict[st
         table = _tf.BLOCKS if family is _tf.IRBottleneckNet else _ir.STAGE_BLOCKS
         if flatten_head and depth and sum(table.get(int(depth.group(1)), ())) != blocks:
             continue
-        names.append(name)
-    return [(name, {**options, **extra}) for name in names for extra in fc_bn]
+        names.append((name, family))
+    return [(name, {**options, **variant, **extra}) for name, family in names for variant in variants.get(family, ({},))
+            for extra in head_bn]
 
 
 def _massface(state: Mapping[str, Tensor], path: PathLike) -> _Layout | None:
@@ -555,9 +852,11 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
             if all(key in state for key in _SIGNATURES[family]):
                 return reader(state, path)
     if source in ("auto", "tface"):
-        tried.append("tface ir")
-        if all(key in state for key in _SIGNATURES["tface ir"]):
-            return _tface(state, path)
+        for family, reader in (("tface ir", _tface), ("tface mobilefacenet", _tface_mobilefacenet),
+                               ("tface efficientnet", _tface_efficientnet), ("tface ghostnet", _tface_ghostnet)):
+            tried.append(family)
+            if all(key in state for key in _SIGNATURES[family]):
+                return reader(state, path)
     if source in ("auto", "adaface"):
         tried.append("adaface ir")
         if all(key in state for key in _SIGNATURES["adaface ir"]):
@@ -570,9 +869,11 @@ def _detect(state: Mapping[str, Tensor], source: str, path: PathLike) -> _Layout
     first = list(state)[:4]
     raise CheckpointError(path, f"unknown layout: not {' / '.join(tried)}; the first keys "
                                 f"{first} match none of them (arcface_torch iresnet starts with 'conv1.weight', "
-                                "mbf with 'layers.0.layers.0.weight', tface with 'input_layer.0.weight', massface with "
-                                "'features.0.0.weight', adaface with 'model.input_layer.0.weight', magface with "
-                                "'features.conv1.weight' or 'features.module.conv1.weight')")
+                                "mbf with 'layers.0.layers.0.weight', tface ir with 'input_layer.0.weight', tface "
+                                "mobilefacenet with 'conv1.conv.weight', tface efficientnet with "
+                                "'features.init_block.conv.conv.weight', tface ghostnet with 'conv_stem.weight', "
+                                "massface with 'features.0.0.weight', adaface with 'model.input_layer.0.weight', "
+                                "magface with 'features.conv1.weight' or 'features.module.conv1.weight')")
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -587,13 +888,14 @@ def load_pretrained(
     """A massface backbone in eval mode carrying the weights of the checkpoint at ``path``.
 
     Args:
-        path: an arcface_torch ``model.pt`` or TFace ``Backbone_*_checkpoint.pth`` (raw state dicts, ``module.``
-            prefixes allowed), an AdaFace Lightning ``.ckpt``, a MagFace checkpoint, or a massface backbone
-            state dict / trainer checkpoint.
+        path: an arcface_torch ``model.pt`` or TFace ``Backbone_*_checkpoint.pth`` (IR / IR-SE, MobileFaceNet,
+            EfficientNetB0 / B1, GhostNet; raw state dicts, ``module.`` prefixes allowed), an AdaFace Lightning
+            ``.ckpt``, a MagFace checkpoint, or a massface backbone state dict / trainer checkpoint.
         source: ``"auto"`` (detect from keys and shapes), or one of :data:`SOURCES`: ``"arcface_torch"``,
             ``"tface"``, ``"adaface"``, ``"magface"``, ``"massface"``.
-        name: a :func:`~massface.backbones.build_backbone` name to build instead of the detected one (its
-            tensors must then fit exactly).
+        name: a :func:`~massface.backbones.build_backbone` name to build instead of the detected one, at the
+            detected sizes and with those of the detected options its family takes (e.g. ``head_bn`` of a TFace
+            MobileFaceNet); its tensors must then fit exactly.
         embedding_size: the D the caller expects; a checkpoint with another D is refused, naming the tensor.
         map_location: where the tensors are read to and the model is moved to (``None``: where they were saved).
 
@@ -660,9 +962,11 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
     ``target="arcface_torch"``: a raw state dict with arcface_torch's key names (see the module docstring), as
     ``train_v2.py`` saves ``model.pt`` -- for massface IResNets with conv shortcuts and no SE (``iresnet*``) and
     MobileFaceNets of the mbf layout (``mobilefacenet_x2``). ``target="tface"``: a raw state dict with TFace
-    torchkit's ``Backbone`` key names, as its trainer saves ``Backbone_*_checkpoint.pth`` -- for IResNets with
-    max-pool shortcuts and a BatchNorm1d without affine (``ir18/34/50/100``, ``ir_se50/100``) and the bottleneck
-    ``IRBottleneckNet`` (``ir152/200``, ``ir_se152/200``). Written atomically
+    torchkit's key names and order, as its trainer saves ``Backbone_*_checkpoint.pth`` -- for IResNets with
+    max-pool shortcuts and a BatchNorm1d without affine (``ir18/34/50/100``, ``ir_se50/100``: TFace's ``Backbone``),
+    the bottleneck ``IRBottleneckNet`` (``ir152/200``, ``ir_se152/200``), and, built with ``head_bn='no_affine'``,
+    ``mobilefacenet`` (TFace's ``MobileFaceNet``), ``efficientnet_b0`` / ``_b1`` (``EfficientNetB0`` / ``B1``)
+    and ``GhostNet(D, **TFACE_GHOSTNET)`` (``GhostNet``; the zoo's ``ghostnet`` is refused). Written atomically
     (temporary file + ``os.replace``). ``load_pretrained(export_pretrained(m, p))`` rebuilds ``m`` exactly.
 
     Raises:
@@ -679,7 +983,7 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
                                              "taking RGB (x / 255 - 0.5) / 0.5, do not have")
     names = arcface_torch_key_map(model) if target == "arcface_torch" else tface_key_map(model)
     state = {names[key]: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-    if target == "tface":
+    if target == "tface" and isinstance(model, (_ir.IResNet, _tf.IRBottleneckNet)):  # the others: module order
         state = {key: state[key] for key in sorted(state, key=_tface_order)}
     try:
         layout = _detect(state, target, os.fspath(path))
@@ -688,8 +992,10 @@ def export_pretrained(model: nn.Module, path: PathLike, target: str = "arcface_t
     except CheckpointError as err:
         raise _no_counterpart(model, target, err.reason) from None
     if _structure(rebuilt) != _structure(model):
-        raise _no_counterpart(model, target, f"its architecture differs from {target}'s {layout.name} "
-                                             "(SE blocks, shortcuts, or another stem / head)")
+        why = ("TFace's GhostNet is GhostNet(D, **TFACE_GHOSTNET): PReLU in the stem and Ghost modules, a last "
+               "unit expanding to 512 * 1.3, a 664-channel tail" if isinstance(model, _ghost.GhostNet)
+               else "SE blocks, shortcuts, or another stem / head")
+        raise _no_counterpart(model, target, f"its architecture differs from {target}'s {layout.name} ({why})")
 
     return atomic_save(state, path)
 

@@ -86,7 +86,11 @@ _SPECS: dict[str, BackboneSpec] = {
         functools.partial(_tf.ir_bottleneck, 200, se=True), _tf.IRBottleneckNet, 512, None, None, None,
         "TFace IR_SE_200",
     ),
-    "ghostnet": BackboneSpec(_ghost.ghostnet, _ghost.GhostNet, 512, None, None, None, "TFace GhostNet_x1.3"),
+    # GhostNet x1.3 with the ImageNet table and the shared mobile tail; TFace torchkit's GhostNet differs (PReLU,
+    # a 512 * 1.3 last expansion, a 664-channel tail, BN1d without affine): ghostnet(**ghostnet.TFACE_GHOSTNET)
+    "ghostnet": BackboneSpec(
+        _ghost.ghostnet, _ghost.GhostNet, 512, None, None, None, "GhostNet x1.3 (TFace's: **TFACE_GHOSTNET)"
+    ),
     "efficientnet_b0": BackboneSpec(
         functools.partial(_eff.efficientnet, "b0"), _eff.EfficientNet, 512, None, None, None, "TFace EfficientNetB0"
     ),

@@ -10,6 +10,8 @@ theirs without shipping a 90 MB checkpoint.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import pickle
 import zlib
@@ -21,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from massface.backbones import build_backbone, export_pretrained, load_pretrained
+from massface.backbones.ghostnet import TFACE_GHOSTNET
 from massface.backbones.ir import IRBottleneckNet
 from massface.backbones.iresnet import IResNet
 from massface.backbones.pretrained import _detect, load_class_centres
@@ -477,6 +480,263 @@ def test_export_writes_tface_layout_and_round_trips(name: str, tmp_path: Path) -
     lambda: IResNet((1, 1, 1, 1), 8, shortcut="pool", head_bn="fixed_gamma", input_size=16),
 ], ids=["iresnet18", "mobilefacenet", "fixed_gamma_bn"])
 def test_export_refuses_models_without_a_tface_counterpart(make, tmp_path: Path) -> None:
+    model = make()
+    with pytest.raises(ValueError, match=rf"{type(model).__name__} has no tface counterpart"):
+        export_pretrained(model, tmp_path / "model.pth", "tface")
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ TFace torchkit mobile networks
+# Written from recognition/torchkit/backbone/model_mobilefacenet.py, model_efficientnet.py, model_ghostnet.py
+# and common.py (TFace 171ec14): module names in __init__ order, shapes, and their GDC output layer (conv_6_dw
+# k x k depthwise LinearBlock, bias-free Linear, BatchNorm1d(affine=False)). TFace builds them at 112x112 (k = 7)
+# only; the small sides below are the same layouts with a smaller GDC kernel, to keep forwards fast.
+def _tf_gdc(layout: Layout, head: str, channels: int, embedding_size: int, side: int) -> None:
+    layout[f"{head}.conv_6_dw.conv.weight"] = (channels, 1, side, side)
+    _bn(layout, f"{head}.conv_6_dw.bn", channels)
+    layout[f"{head}.linear.weight"] = (embedding_size, channels)
+    layout[f"{head}.bn.running_mean"] = layout[f"{head}.bn.running_var"] = (embedding_size,)
+    layout[f"{head}.bn.num_batches_tracked"] = ()
+
+
+def _tf_conv(layout: Layout, p: str, cin: int, cout: int, k: int, groups: int = 1, act: str | None = "prelu",
+             bn: str = "bn") -> None:
+    """A conv (no bias) + BatchNorm2d [+ PReLU named ``act``]: Conv_block / LinearBlock / ConvBlock / ConvBnAct."""
+    layout[f"{p}.conv.weight"] = (cout, cin // groups, k, k)
+    _bn(layout, f"{p}.{bn}", cout)
+    if act:
+        layout[f"{p}.{act}.weight"] = (cout,)
+
+
+def tface_mobilefacenet_layout(embedding_size: int = 512, side: int = 7) -> Layout:
+    """TFace ``MobileFaceNet([112, 112], D)``: Conv_block / Depth_Wise / Residual, widths 64 / 128."""
+    layout: Layout = {}
+    _tf_conv(layout, "conv1", 3, 64, 3)
+    _tf_conv(layout, "conv2_dw", 64, 64, 3, groups=64)
+
+    def depth_wise(p: str, cin: int, cout: int, groups: int) -> None:
+        _tf_conv(layout, f"{p}.conv", cin, groups, 1)
+        _tf_conv(layout, f"{p}.conv_dw", groups, groups, 3, groups=groups)
+        _tf_conv(layout, f"{p}.project", groups, cout, 1, act=None)
+
+    for down, cin, cout, groups, res, n, res_groups in (("conv_23", 64, 64, 128, "conv_3", 4, 128),
+                                                        ("conv_34", 64, 128, 256, "conv_4", 6, 256),
+                                                        ("conv_45", 128, 128, 512, "conv_5", 2, 256)):
+        depth_wise(down, cin, cout, groups)
+        for r in range(n):
+            depth_wise(f"{res}.model.{r}", cout, cout, res_groups)
+    _tf_conv(layout, "conv_6_sep", 128, 512, 1)
+    _tf_gdc(layout, "output_layer", 512, embedding_size, side)
+    return layout
+
+
+TF_EFFICIENTNET_UNITS = {"b0": (1, 2, 2, 3, 3, 4, 1), "b1": (2, 3, 3, 4, 4, 5, 2)}  # ceil(layers * 1.0 | 1.1)
+
+
+def tface_efficientnet_layout(version: str, embedding_size: int = 512, side: int = 7) -> Layout:
+    """TFace ``efficientnet(version='b0' | 'b1')``: layers of 16 / 24 / 40 / 80 / 112 / 192 / 320 channels (kernel 3
+    3 5 3 5 5 3, expansion 1 then 6), merged into stage1 ... stage5 where ``downsample`` is 0 (112 into stage4,
+    320 into stage5); stage 1's units are EffiDwsConvUnit (dw_conv, se, pw_conv), the others EffiInvResUnit
+    (conv1, conv2, se with reduction 6 * 4, conv3); ConvBlock activations are PReLUs named ``act``."""
+    layout: Layout = {}
+    _tf_conv(layout, "features.init_block.conv", 3, 32, 3, act="act")
+    rows = zip((16, 24, 40, 80, 112, 192, 320), (3, 3, 5, 3, 5, 5, 3), TF_EFFICIENTNET_UNITS[version], (1, 1, 1, 1, 0, 1, 0))
+    stage, unit, cin = 0, 0, 32
+    for cout, k, n, downsample in rows:
+        if downsample:
+            stage, unit = stage + 1, 0
+        for _ in range(n):
+            unit += 1
+            p = f"features.stage{stage}.unit{unit}"
+            if stage == 1:
+                _tf_conv(layout, f"{p}.dw_conv", cin, cin, 3, groups=cin, act="act")
+                layout[f"{p}.se.fc1.weight"] = (cin // 4, cin, 1, 1)
+                layout[f"{p}.se.fc2.weight"] = (cin, cin // 4, 1, 1)
+                _tf_conv(layout, f"{p}.pw_conv", cin, cout, 1, act=None)
+            else:
+                mid = 6 * cin
+                _tf_conv(layout, f"{p}.conv1", cin, mid, 1, act="act")
+                _tf_conv(layout, f"{p}.conv2", mid, mid, k, groups=mid, act="act")
+                layout[f"{p}.se.fc1.weight"] = (mid // 24, mid, 1, 1)
+                layout[f"{p}.se.fc2.weight"] = (mid, mid // 24, 1, 1)
+                _tf_conv(layout, f"{p}.conv3", mid, cout, 1, act=None)
+            cin = cout
+    layout["features.final_block.conv.weight"] = (512, 320, 1, 1)  # conv1x1_block: a ConvBlock itself
+    _bn(layout, "features.final_block.bn", 512)
+    layout["features.final_block.act.weight"] = (512,)
+    _tf_gdc(layout, "output", 512, embedding_size, side)
+    return layout
+
+
+TF_GHOSTNET_CFGS = [  # GhostNet.cfgs: (kernel, expansion, channels, SE ratio, stride), grouped as blocks.i
+    [(3, 16, 16, 0, 1)], [(3, 48, 24, 0, 2)], [(3, 72, 24, 0, 1)], [(5, 72, 40, 0.25, 2)], [(5, 120, 40, 0.25, 1)],
+    [(3, 240, 80, 0, 2)],
+    [(3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1), (3, 480, 112, 0.25, 1), (3, 672, 112, 0.25, 1)],
+    [(5, 672, 160, 0.25, 2)],
+    [(5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 512, 160, 0.25, 1)]]
+
+
+def _tf_divisible(v: float, divisor: int = 4) -> int:
+    """TFace's ``_make_divisible``."""
+    rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * v else rounded
+
+
+def tface_ghostnet_layout(embedding_size: int = 512, side: int = 7, width: float = 1.3) -> Layout:
+    """TFace ``GhostNet([112, 112], D, width=1.3)``: stem conv/bn1/act1 (PReLU), GhostBottlenecks (ghost1 with
+    PReLUs, [conv_dw / bn_dw], [se: biased conv_reduce / conv_expand], ghost2, [4-module shortcut]), the
+    ConvBnAct ``blocks.9.0`` to make_divisible(512 * width) = 664 channels, GDC(664)."""
+    stem = _tf_divisible(16 * width)
+    layout: Layout = {"conv_stem.weight": (stem, 3, 3, 3)}
+    _bn(layout, "bn1", stem)
+    layout["act1.weight"] = (stem,)
+
+    def ghost(p: str, cin: int, cout: int, relu: bool) -> None:
+        init = math.ceil(cout / 2)
+        layout[f"{p}.primary_conv.0.weight"] = (init, cin, 1, 1)
+        _bn(layout, f"{p}.primary_conv.1", init)
+        if relu:
+            layout[f"{p}.primary_conv.2.weight"] = (init,)
+        layout[f"{p}.cheap_operation.0.weight"] = (init, 1, 3, 3)
+        _bn(layout, f"{p}.cheap_operation.1", init)
+        if relu:
+            layout[f"{p}.cheap_operation.2.weight"] = (init,)
+
+    cin = stem
+    for g, cfg in enumerate(TF_GHOSTNET_CFGS):
+        for j, (k, exp, c, se, s) in enumerate(cfg):
+            p, cout, mid = f"blocks.{g}.{j}", _tf_divisible(c * width), _tf_divisible(exp * width)
+            ghost(f"{p}.ghost1", cin, mid, True)
+            if s > 1:
+                layout[f"{p}.conv_dw.weight"] = (mid, 1, k, k)
+                _bn(layout, f"{p}.bn_dw", mid)
+            if se:
+                r = _tf_divisible(mid * se)
+                layout.update({f"{p}.se.conv_reduce.weight": (r, mid, 1, 1), f"{p}.se.conv_reduce.bias": (r,),
+                               f"{p}.se.conv_expand.weight": (mid, r, 1, 1), f"{p}.se.conv_expand.bias": (mid,)})
+            ghost(f"{p}.ghost2", mid, cout, False)
+            if cin != cout or s != 1:
+                layout[f"{p}.shortcut.0.weight"] = (cin, 1, k, k)
+                _bn(layout, f"{p}.shortcut.1", cin)
+                layout[f"{p}.shortcut.2.weight"] = (cout, cin, 1, 1)
+                _bn(layout, f"{p}.shortcut.3", cout)
+            cin = cout
+    tail = _tf_divisible(512 * width)
+    _tf_conv(layout, "blocks.9.0", cin, tail, 1, act="act1", bn="bn1")
+    _tf_gdc(layout, "output_layer", tail, embedding_size, side)
+    return layout
+
+
+TF_MOBILE = {  # TFace network: (its layout, the massface model it is read into, TFace's parameter count at D = 512)
+    "MobileFaceNet": (tface_mobilefacenet_layout, "mobilefacenet(head_bn='no_affine')", 1_199_488),
+    "EfficientNetB0": (functools.partial(tface_efficientnet_layout, "b0"), "efficientnet_b0(head_bn='no_affine')",
+                       4_057_600),
+    "EfficientNetB1": (functools.partial(tface_efficientnet_layout, "b1"), "efficientnet_b1(head_bn='no_affine')",
+                       6_567_648),
+    "GhostNet": (tface_ghostnet_layout, "ghostnet(**TFACE_GHOSTNET)", 4_057_584),
+}
+TF_MOBILE_MASSFACE = {  # the same networks built in massface (D, input side 32)
+    "MobileFaceNet": lambda: build_backbone("mobilefacenet", 16, input_size=32, head_bn="no_affine"),
+    "EfficientNetB0": lambda: build_backbone("efficientnet_b0", 16, input_size=32, head_bn="no_affine"),
+    "EfficientNetB1": lambda: build_backbone("efficientnet_b1", 16, input_size=32, head_bn="no_affine"),
+    "GhostNet": lambda: build_backbone("ghostnet", 16, input_size=32, **TFACE_GHOSTNET),
+}
+
+
+def _params(layout: Layout) -> int:
+    """Trainable entries of a layout (BN running statistics and counters left out)."""
+    return sum(math.prod(shape) for key, shape in layout.items()
+               if not key.endswith(("running_mean", "running_var", "num_batches_tracked")))
+
+
+@pytest.mark.parametrize("network", sorted(TF_MOBILE))
+def test_auto_detects_tface_mobile_networks(network: str) -> None:
+    make, name, params = TF_MOBILE[network]
+    assert _params(make()) == params  # the hand-written layout is TFace's network (its own count, measured)
+    layout = _detect(_meta(make(embedding_size=128)), "auto", "Backbone_checkpoint.pth")
+    assert (layout.family, layout.name) == (f"tface {network.lower().removesuffix('b0').removesuffix('b1')}", name)
+    with torch.device("meta"):
+        model = layout.build(None)
+        full = _detect(_meta(make()), "tface", "b.pth").build(None)
+    assert model.embedding_size == 128 and model.input_size == 112
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in layout.state.items()}
+    assert isinstance(model.head.bn, nn.BatchNorm1d) and not model.head.bn.affine
+    assert sum(p.numel() for p in full.parameters()) == params
+
+
+@pytest.mark.parametrize("network", sorted(TF_MOBILE))
+def test_tface_mobile_checkpoints_load_with_and_without_ddp_prefix(network: str, tmp_path: Path) -> None:
+    state = fill(TF_MOBILE[network][0](embedding_size=16, side=2))  # 32x32 input
+    plain = load_pretrained(_save(state, tmp_path / f"Backbone_{network}_checkpoint.pth"))
+    ddp = load_pretrained(_save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pth"),
+                          source="tface", embedding_size=16)
+    assert plain.input_size == ddp.input_size == 32 and plain.embedding_size == 16 and not plain.training
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in _detect(state, "tface", "p").state.items())
+    x = face_batch(size=32)
+    with torch.no_grad():
+        assert torch.equal(plain(x), ddp(x))
+
+
+@pytest.mark.parametrize("network", sorted(TF_MOBILE))
+def test_export_writes_tface_mobile_layouts_and_round_trips(network: str, tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = _calibrated(TF_MOBILE_MASSFACE[network]())
+    path = export_pretrained(model, tmp_path / f"Backbone_{network}_checkpoint.pth", "tface")
+    written = load_checkpoint(path)
+    expected = TF_MOBILE[network][0](embedding_size=16, side=2)
+    assert [(k, tuple(v.shape)) for k, v in written.items()] == list(expected.items())  # names, order, shapes
+    back = load_pretrained(path)
+    assert repr(back) == repr(model)
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values()))
+    x = face_batch(size=32)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    again = load_pretrained(_save(back.state_dict(), tmp_path / "massface.pt"))  # massface's own checkpoint
+    assert repr(again) == repr(model)
+
+
+def test_tface_mobile_wrong_sizes_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    state = fill(tface_mobilefacenet_layout(embedding_size=16, side=2))
+    path = _save(state, tmp_path / "b.pth")
+    with pytest.raises(CheckpointError, match=r"output_layer\.linear\.weight.*16.*64") as err:
+        load_pretrained(path, embedding_size=64)
+    assert err.value.path == str(path)
+    assert load_pretrained(path, name="mobilefacenet").embedding_size == 16  # built with the file's head_bn
+    with pytest.raises(CheckpointError, match="shape"):
+        load_pretrained(path, name="mobilefacenet_x2")
+    state["conv_6_sep.conv.weight"] = torch.zeros(256, 128, 1, 1)  # 256 channels where TFace has 512
+    with pytest.raises(CheckpointError, match=r"conv_6_sep\.conv\.weight.*\(256, 128, 1, 1\)"):
+        load_pretrained(_save(state, tmp_path / "bad.pth"))
+    ghost = fill(tface_ghostnet_layout(embedding_size=16, side=2, width=1.0))  # TFace's zoo has width 1.3 only
+    with pytest.raises(CheckpointError, match=r"conv_stem\.weight.*\(16, 3, 3, 3\).*\(20, 3, 3, 3\)"):
+        load_pretrained(_save(ghost, tmp_path / "g.pth"))
+
+
+def test_tface_mobile_layouts_massface_cannot_hold_are_refused() -> None:
+    b0 = _meta(tface_efficientnet_layout("b0"))
+    extra = {k.replace("features.stage5.unit5.", "features.stage5.unit6."): v for k, v in b0.items()
+             if k.startswith("features.stage5.unit5.")}
+    with pytest.raises(CheckpointError, match=r"\(1, 2, 2, 6, 6\).*EfficientNetB0 \(1, 2, 2, 6, 5\)"):
+        _detect({**b0, **extra}, "auto", "e.pth")
+    ghost = _meta(tface_ghostnet_layout())
+    fewer = {k: v for k, v in ghost.items() if not k.startswith("blocks.8.3.")}
+    with pytest.raises(CheckpointError, match=r"blocks\.i.*\(1, 1, 1, 1, 1, 1, 5, 1, 3, 1\)"):
+        _detect(fewer, "tface", "g.pth")
+    mfn = _meta(tface_mobilefacenet_layout())
+    gnap = {k: v for k, v in mfn.items() if not k.startswith("output_layer.")}
+    gnap.update({"output_layer.bn1.running_mean": torch.empty(512, device="meta"),
+                 "output_layer.bn2.running_mean": torch.empty(512, device="meta")})
+    with pytest.raises(CheckpointError, match="GNAP"):
+        _detect(gnap, "auto", "m.pth")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: build_backbone("ghostnet", 8, input_size=32, head_bn="no_affine"),
+    lambda: build_backbone("mobilefacenet_massface", 8, input_size=32, head_bn="no_affine"),
+    lambda: build_backbone("efficientnet_b0", 8, input_size=32),
+], ids=["zoo_ghostnet", "mobilefacenet_massface", "affine_bn"])
+def test_export_refuses_mobile_models_without_a_tface_counterpart(make, tmp_path: Path) -> None:
     model = make()
     with pytest.raises(ValueError, match=rf"{type(model).__name__} has no tface counterpart"):
         export_pretrained(model, tmp_path / "model.pth", "tface")

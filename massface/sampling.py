@@ -16,6 +16,12 @@ stream consumed), so a run can resume mid-epoch exactly, even with another numbe
 
 Cost: building an epoch is one permutation of the identities (O(C)); a batch costs O(S log S) for the S images
 of its identities. Construction sorts the labels once, O(N log N).
+
+:class:`NeighbourPKSampler` is the same sampler with another epoch order: the stream is laid out in groups of
+look-alike identities (a seed identity and its nearest unused neighbours in an identity graph -- doppelganger
+mining, Smirnov et al. 2017; Liao & Shao's graph sampler, 2022), so that a batch holds the negatives that matter;
+everything else (cutting, ranks, images, resume) is PKSampler's. :func:`identity_neighbours` builds the graph
+from class centres with faiss.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from torch.utils.data import BatchSampler
 from massface import distributed as mfdist
 from massface._checks import check_int
 
-__all__ = ["PKSampler"]
+__all__ = ["PKSampler", "NeighbourPKSampler", "identity_neighbours"]
 
 SmallPolicy = Literal["oversample", "take_all"]
 _POLICIES = ("oversample", "take_all")
@@ -294,3 +300,148 @@ class PKSampler(BatchSampler):
                 raise ValueError(f"PKSampler state has {key}={state[key]!r} but this sampler has {getattr(self, key)!r}")
         self.epoch = int(state["epoch"])
         self._cursor = int(state["cursor"])
+
+
+class NeighbourPKSampler(PKSampler):
+    """P×K batches of look-alike identities: :class:`PKSampler` (every guarantee: P×K batches, every eligible
+    identity exactly once per epoch, disjoint equal-length DDP ranks, deterministic, ``set_epoch``,
+    ``state_dict`` resume mid-epoch) whose epoch order is built from an identity graph.
+
+    The epoch's stream is filled P identities at a time: ``round(hard_fraction · P / group)`` groups, each a
+    seed identity (the next unused one of the (seed, epoch) permutation) followed by its nearest *unused*
+    eligible neighbours in ``neighbours`` (topped up from the permutation when a seed has fewer than
+    ``group - 1`` of them), then the rest of the P from the permutation (random). With ``small="oversample"``
+    the chunks are exactly the rank batches, so a group never straddles two batches.
+
+    Args:
+        labels, p, k, small, min_images, seed, num_replicas, rank, drop_last: as :class:`PKSampler`.
+        neighbours: (L, n) int array indexed by label: row ``y`` = the labels nearest to identity ``y``, nearest
+            first, ``-1`` padded (:func:`identity_neighbours`). Labels outside the sampled set are skipped.
+        group: identities per look-alike group (2 … P).
+        hard_fraction: share of each batch's identities that come in groups (0: plain PKSampler order).
+
+    ``set_neighbours(neighbours)`` replaces the graph (e.g. from the current model's class centres) for the
+    epochs that start afterwards; the graph is part of ``state_dict``, so a resumed run reproduces the epoch.
+    Cost: O(C · n) per epoch to lay out the stream (one pass over the graph rows of the seeds).
+    """
+
+    def __init__(self, labels: object, p: int, k: int, neighbours: object, *, group: int = 4,
+                 hard_fraction: float = 1.0, seed: int = 0, small: SmallPolicy = "oversample", min_images: int = 2,
+                 num_replicas: int | None = None, rank: int | None = None, drop_last: bool = True) -> None:
+        super().__init__(labels, p, k, small=small, min_images=min_images, seed=seed, num_replicas=num_replicas,
+                         rank=rank, drop_last=drop_last)
+        from massface._checks import check_real
+
+        self.group = check_int("group", group, "NeighbourPKSampler", low=2, high=self.p)
+        self.hard_fraction = check_real("hard_fraction", hard_fraction, "NeighbourPKSampler", low=0.0, high=1.0)
+        self._cache: tuple[int, np.ndarray] | None = None
+        self.set_neighbours(neighbours)
+
+    def set_neighbours(self, neighbours: object) -> None:
+        """Use ``neighbours`` (see the class docstring) for epochs laid out from now on. ValueError naming the
+        problem when it is not an (L, n) integer array."""
+        if isinstance(neighbours, torch.Tensor):
+            neighbours = neighbours.detach().cpu().numpy()
+        graph = np.asarray(neighbours)
+        if graph.ndim != 2 or not np.issubdtype(graph.dtype, np.integer) or graph.dtype == bool:
+            raise ValueError(f"NeighbourPKSampler: neighbours must be an (L, n) integer array indexed by label; got "
+                             f"shape {graph.shape}, dtype {graph.dtype}")
+        if graph.shape[0] <= int(self.identity_labels.max()):
+            raise ValueError(f"NeighbourPKSampler: neighbours has {graph.shape[0]} rows but the labels go up to "
+                             f"{int(self.identity_labels.max())} (one row per label is needed)")
+        graph = graph.astype(np.int64)
+        # label -> identity index (-1: not a sampled identity), then the graph in identity indices
+        lookup = np.full(max(int(graph.max(initial=-1)), int(self.identity_labels.max())) + 1, -1, dtype=np.int64)
+        lookup[self.identity_labels] = np.arange(self.identity_labels.size)
+        mapped = np.where(graph >= 0, lookup[np.clip(graph, 0, None)], -1)
+        self._graph = mapped[self.identity_labels]  # row i: neighbours of identity i, as identity indices
+        self._neighbours = graph
+        self._cache = None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        base = super()._permutation(epoch)
+        eligible = np.zeros(self.identity_labels.size, dtype=bool)
+        eligible[self._eligible] = True
+        used = ~eligible
+        groups_per_chunk = round(self.hard_fraction * self.p / self.group)
+        out: list[int] = []
+        pos = 0  # next candidate of the random permutation
+
+        def next_random() -> int:
+            nonlocal pos
+            while used[base[pos]]:
+                pos += 1
+            used[base[pos]] = True
+            return int(base[pos])
+
+        remaining = int(self._eligible.size)
+        while remaining:
+            chunk_left = min(self.p, remaining)
+            for _ in range(groups_per_chunk):
+                if chunk_left <= 0:
+                    break
+                members = [next_random()]
+                for j in self._graph[members[0]]:
+                    if len(members) == min(self.group, chunk_left):
+                        break
+                    if j >= 0 and not used[j]:
+                        used[j] = True
+                        members.append(int(j))
+                while len(members) < min(self.group, chunk_left):
+                    members.append(next_random())
+                out += members
+                chunk_left -= len(members)
+                remaining -= len(members)
+            while chunk_left > 0:
+                out.append(next_random())
+                chunk_left -= 1
+                remaining -= 1
+        perm = np.asarray(out, dtype=np.int64)
+        self._cache = (epoch, perm)
+        return perm
+
+    def state_dict(self, batches_done: int | None = None) -> dict[str, object]:
+        state = super().state_dict(batches_done)
+        state.update(group=self.group, hard_fraction=self.hard_fraction,
+                     neighbours=torch.from_numpy(self._neighbours.copy()))
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        for key in ("group", "hard_fraction"):
+            if key in state and state[key] != getattr(self, key):
+                raise ValueError(f"NeighbourPKSampler state has {key}={state[key]!r} but this sampler has "
+                                 f"{getattr(self, key)!r}")
+        super().load_state_dict(state)
+        if "neighbours" in state:
+            self.set_neighbours(state["neighbours"])
+
+
+def identity_neighbours(centres: object, labels: object | None = None, k: int = 16) -> np.ndarray:
+    """The identity graph :class:`NeighbourPKSampler` takes: for class centres ``centres`` (C, D) -- a margin
+    head's ``weight``, or per-identity mean embeddings (:func:`massface.cleaning.class_centres`) -- of the
+    identities ``labels`` (default 0..C-1), an (max label + 1, k) int64 array whose row ``y`` lists the k labels
+    with the most similar centres (cosine), nearest first, ``-1`` padded (rows of absent labels are all -1).
+    Exact inner-product search with faiss on the normalised centres: O(C²·D)."""
+    import faiss
+
+    if isinstance(centres, torch.Tensor):
+        centres = centres.detach().float().cpu().numpy()
+    x = np.asarray(centres, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < 1 or not np.isfinite(x).all():
+        raise ValueError(f"identity_neighbours: centres must be a finite (C, D) array; got shape {x.shape}")
+    ids = np.arange(x.shape[0], dtype=np.int64) if labels is None else _as_label_array(labels)
+    if ids.shape != (x.shape[0],) or np.unique(ids).size != ids.size:
+        raise ValueError(f"identity_neighbours: labels must be {x.shape[0]} distinct labels, one per centre")
+    k = check_int("k", k, "identity_neighbours")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    width = min(k + 1, x.shape[0])
+    _, found = index.search(x, width)
+    graph = np.full((int(ids.max()) + 1, k), -1, dtype=np.int64)
+    for row, neighbours in zip(ids, found):
+        others = [int(ids[j]) for j in neighbours if j >= 0 and ids[j] != row][:k]
+        graph[row, : len(others)] = others
+    return graph

@@ -187,3 +187,117 @@ def test_state_from_another_configuration_is_rejected():
     state = PKSampler(labels, 2, 2).state_dict()
     with pytest.raises(ValueError, match="k=2"):
         PKSampler(labels, 2, 3).load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------ NeighbourPKSampler
+def clustered(n_clusters: int = 8, size: int = 4, images: int = 3):
+    """Labels of n_clusters × size identities; the graph lists each identity's cluster mates, nearest first."""
+    ids = n_clusters * size
+    labels = np.repeat(np.arange(ids), images)
+    graph = np.full((ids, size + 1), -1, dtype=np.int64)
+    for i in range(ids):
+        c = i // size
+        graph[i, : size - 1] = [j for j in range(c * size, (c + 1) * size) if j != i]
+    return labels, graph
+
+
+def _identities(batch, labels):
+    return sorted(set(labels[batch].tolist()))
+
+
+def test_neighbour_batches_are_whole_look_alike_groups():
+    from massface.sampling import NeighbourPKSampler
+
+    labels, graph = clustered()
+    sampler = NeighbourPKSampler(labels, p=8, k=2, neighbours=graph, group=4, seed=3)
+    seen = []
+    for batch in sampler:
+        assert len(batch) == 16
+        ids = _identities(batch, labels)
+        assert len({i // 4 for i in ids}) == 2, "two whole clusters of four"
+        seen += ids
+    assert sorted(seen) == list(range(32)), "every identity exactly once per epoch"
+
+
+def test_hard_fraction_zero_is_plain_pk_order_and_half_mixes():
+    from massface.sampling import NeighbourPKSampler
+
+    labels, graph = clustered()
+    plain = [b for b in PKSampler(labels, p=8, k=2, seed=5)]
+    same = [b for b in NeighbourPKSampler(labels, p=8, k=2, neighbours=graph, hard_fraction=0.0, seed=5)]
+    assert plain == same
+    half = NeighbourPKSampler(labels, p=8, k=2, neighbours=graph, group=4, hard_fraction=0.5, seed=5)
+
+    def whole_clusters(batches):
+        return sum(max(Counter(i // 4 for i in _identities(b, labels)).values()) == 4 for b in batches)
+
+    assert whole_clusters(list(half)) > whole_clusters(plain), "one group per batch, the other half random"
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_neighbour_sampler_keeps_pk_guarantees_under_ddp_and_resume(world):
+    from massface.sampling import NeighbourPKSampler
+
+    labels, graph = clustered(12, 4)
+    ranks = [NeighbourPKSampler(labels, p=4, k=2, neighbours=graph, group=2, seed=1, num_replicas=world, rank=r)
+             for r in range(world)]
+    epochs = [list(s) for s in ranks]
+    assert len({len(e) for e in epochs}) == 1, "equal lengths"
+    for step in zip(*epochs):
+        sets = [set(labels[b].tolist()) for b in step]
+        assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:]), "ranks disjoint"
+    straight = list(NeighbourPKSampler(labels, p=4, k=2, neighbours=graph, group=2, seed=1))
+    first = NeighbourPKSampler(labels, p=4, k=2, neighbours=graph, group=2, seed=1)
+    it = iter(first)
+    head = [next(it) for _ in range(3)]
+    state = first.state_dict()
+    assert torch.equal(state["neighbours"], torch.from_numpy(graph))
+    resumed = NeighbourPKSampler(labels, p=4, k=2, neighbours=np.full_like(graph, -1), group=2, seed=1)
+    resumed.load_state_dict(state)  # the saved graph wins over the one built with
+    assert head + list(resumed) == straight
+
+
+def test_set_neighbours_changes_later_epochs_only():
+    from massface.sampling import NeighbourPKSampler
+
+    labels, graph = clustered()
+    sampler = NeighbourPKSampler(labels, p=8, k=2, neighbours=graph, group=4, seed=0)
+    epoch0 = list(sampler)
+    shifted = np.roll(np.arange(32), 1)[graph.clip(0)] * (graph >= 0) - (graph < 0)  # other "look-alikes"
+    sampler.set_neighbours(shifted)
+    sampler.set_epoch(0)
+    assert list(sampler) != epoch0
+    again = NeighbourPKSampler(labels, p=8, k=2, neighbours=graph, group=4, seed=0)
+    assert list(again) == epoch0, "deterministic in (seed, epoch, graph)"
+
+
+def test_identity_neighbours_from_centres():
+    from massface.sampling import identity_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 8))
+    centres[4] = centres[1] + 0.01  # identity 4 looks like identity 1
+    graph = identity_neighbours(centres, labels=[10, 11, 12, 13, 14, 15], k=3)
+    assert graph.shape == (16, 3) and (graph[:10] == -1).all()
+    assert graph[11, 0] == 14 and graph[14, 0] == 11 and 11 not in graph[11]
+    assert identity_neighbours(torch.tensor(centres), k=10).shape == (6, 10)  # padded with -1 beyond C - 1
+    assert (identity_neighbours(centres, k=10)[:, 5:] == -1).all()
+    with pytest.raises(ValueError, match="finite"):
+        identity_neighbours(np.full((3, 2), np.nan))
+    with pytest.raises(ValueError, match="distinct labels"):
+        identity_neighbours(centres, labels=[0, 0, 1, 2, 3, 4])
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(group=1), "group"), (dict(group=9), "group"), (dict(hard_fraction=1.5), "hard_fraction"),
+    (dict(neighbours=np.zeros((4, 2), dtype=np.int64)), "rows but the labels go up to"),
+    (dict(neighbours=np.zeros(32, dtype=np.int64)), r"\(L, n\) integer array"),
+    (dict(neighbours=np.zeros((32, 2))), r"\(L, n\) integer array"),
+])
+def test_neighbour_sampler_bad_arguments(kwargs, match):
+    from massface.sampling import NeighbourPKSampler
+
+    labels, graph = clustered()
+    options = dict(neighbours=graph, group=4, hard_fraction=1.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        NeighbourPKSampler(labels, 8, 2, **options)

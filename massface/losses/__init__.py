@@ -13,6 +13,7 @@ from massface._lazy import lazy_exports
 
 _EXPORTS = {
     "TripletLoss": "triplet",
+    "MarginLoss": "triplet",
     "Softmax": "margin",
     "NormFace": "margin",
     "SphereFace": "margin",

@@ -1,4 +1,6 @@
-"""Triplet loss with hard (hinge) or soft (softplus) margin, speaking pytorch-metric-learning's call contract."""
+"""Triplet-based metric losses speaking pytorch-metric-learning's call contract: :class:`TripletLoss` (hard
+hinge or soft margin) and :class:`MarginLoss` (Wu et al.'s margin-based loss with a learnable boundary β), one
+forward mechanism (indices or mining, distances per triplet) with a per-triplet loss hook."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from massface.distances import DistanceLike, compute_dtype, is_same_tensor, reso
 from massface.losses._numerics import connected_zero
 from massface.mining.miners import DEFAULT_MARGIN, BatchAllMiner, TripletMiner, check_batch
 
-__all__ = ["TripletLoss", "pairs_to_triplets"]
+__all__ = ["TripletLoss", "MarginLoss", "pairs_to_triplets"]
 
 Reduction = Literal["mean", "nonzero_mean", "sum"]
 _REDUCTIONS = ("mean", "nonzero_mean", "sum")
@@ -120,8 +122,17 @@ class TripletLoss(LazyStats, BaseMetricLossFunction):
         a, p, n = self._triplets(indices_tuple, embeddings.shape[0], ref_emb.shape[0], embeddings.device)
         if a.numel() == 0:
             self._record_stats(loss=0.0, num_triplets=0, active_fraction=0.0)
-            return connected_zero(embeddings) if ref_emb is embeddings else connected_zero(embeddings, ref_emb)
+            zero = connected_zero(embeddings) if ref_emb is embeddings else connected_zero(embeddings, ref_emb)
+            return self._empty_loss(zero)
         d_ap, d_an = self._triplet_distances(embeddings, ref_emb, a, p, n)
+        return self._reduced_loss(d_ap, d_an, labels[a] if labels is not None else None)
+
+    def _empty_loss(self, zero: torch.Tensor) -> torch.Tensor:
+        """The loss when there is no triplet: the connected zero (a subclass may add a regulariser)."""
+        return zero
+
+    def _reduced_loss(self, d_ap: torch.Tensor, d_an: torch.Tensor, anchor_labels: torch.Tensor | None) -> torch.Tensor:
+        """The reduced loss of T triplets with dissimilarities ``d_ap`` / ``d_an`` (the per-triplet hook)."""
         x = d_ap - d_an + self.margin
         losses = F.softplus(x) if self.soft else F.relu(x)
         active = losses > 0
@@ -131,7 +142,7 @@ class TripletLoss(LazyStats, BaseMetricLossFunction):
             loss = losses.mean()
         else:
             loss = losses.sum() / active.sum().clamp_min(1)
-        self._record_stats(loss=loss.detach(), num_triplets=a.numel(), active_fraction=active.float().mean())
+        self._record_stats(loss=loss.detach(), num_triplets=d_ap.numel(), active_fraction=active.float().mean())
         return loss
 
     @property
@@ -188,3 +199,86 @@ class TripletLoss(LazyStats, BaseMetricLossFunction):
         if dist.is_inverted:
             d_ap, d_an = -d_ap, -d_an
         return d_ap, d_an
+
+
+class MarginLoss(TripletLoss):
+    """Margin-based loss (Wu et al., ICCV 2017, "Sampling matters in deep embedding learning"), PML's
+    ``MarginLoss``: for each triplet,
+
+        ℓ = [α + d(a, p) − β_a]_+  +  [α + β_a − d(a, n)]_+ ,
+
+    summed over the T triplets and divided by the number of non-zero terms (positive and negative terms
+    counted apart), plus ν·β (``learn_beta``: the boundary is learnt and pulled down by ν). β_a is one
+    global boundary, or with ``num_classes`` one per class (the anchor's). d is the Euclidean distance of the
+    L2-normalised embeddings by default (the paper's). Without ``indices_tuple`` the triplets come from
+    ``miner``, by default distance-weighted sampling (:class:`~massface.mining.DistanceWeightedMiner`, the
+    paper's pairing) -- any massface or PML miner works. Equal to PML's ``MarginLoss`` on the same triplets
+    (tests). Cost: O(T·D) for the distances, O(T) for the loss.
+
+    Args:
+        margin: α (0.2 in the paper).
+        beta: initial β (1.2).
+        learn_beta: β is an ``nn.Parameter`` (give it an optimizer group; the trainer does).
+        nu: weight of the β regulariser (0: none; only with ``learn_beta``).
+        num_classes: one β per class (labels must then lie in [0, num_classes)).
+        distance: ``"euclidean"`` (default) or ``"squared_euclidean"``; similarities are refused (β is a
+            distance).
+    """
+
+    def __init__(self, margin: float = 0.2, beta: float = 1.2, *, learn_beta: bool = False, nu: float = 0.0,
+                 num_classes: int | None = None, distance: DistanceLike = "euclidean", normalize: bool = True,
+                 miner: TripletMiner | None = None, **kwargs: Any) -> None:
+        from massface._checks import check_int
+        from massface.mining.miners import DistanceWeightedMiner
+
+        resolved = resolve_distance(distance, normalize)
+        if resolved.is_inverted:
+            raise ValueError("MarginLoss: β is a distance boundary; use distance='euclidean' or "
+                             f"'squared_euclidean', not the similarity {type(resolved).__name__}")
+        if miner is None:
+            miner = DistanceWeightedMiner(distance=resolved)
+        super().__init__(margin=margin, distance=resolved, miner=miner, **kwargs)
+        beta = check_real("beta", beta, "MarginLoss", note="the initial class boundary")
+        self.nu = check_real("nu", nu, "MarginLoss", low=0.0)
+        self.learn_beta = bool(learn_beta)
+        self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, "MarginLoss")
+        init = torch.full((self.num_classes or 1,), float(beta))
+        if self.learn_beta:
+            self.beta = torch.nn.Parameter(init)
+        else:
+            self.register_buffer("beta", init)
+
+    def extra_repr(self) -> str:
+        return (f"margin={self.margin}, beta={'learnt' if self.learn_beta else float(self.beta[0])}, nu={self.nu}, "
+                f"num_classes={self.num_classes}, distance={type(self.distance).__name__}")
+
+    def _boundary(self, anchor_labels: torch.Tensor | None, count: int) -> torch.Tensor:
+        if self.num_classes is None:
+            return self.beta.expand(count)
+        if anchor_labels is None:
+            raise ValueError("MarginLoss(num_classes=...) needs labels (the per-class β of each anchor)")
+        if anchor_labels.numel() and (int(anchor_labels.min()) < 0 or int(anchor_labels.max()) >= self.num_classes):
+            raise ValueError(f"MarginLoss: labels must lie in [0, {self.num_classes}) for per-class β; got "
+                             f"[{int(anchor_labels.min())}, {int(anchor_labels.max())}]")
+        return self.beta[anchor_labels]
+
+    def _empty_loss(self, zero: torch.Tensor) -> torch.Tensor:
+        if self.learn_beta and self.nu and self.num_classes is None:
+            return zero + self.nu * self.beta.sum()
+        return zero + 0.0 * self.beta.sum() if self.learn_beta else zero
+
+    def _reduced_loss(self, d_ap: torch.Tensor, d_an: torch.Tensor, anchor_labels: torch.Tensor | None) -> torch.Tensor:
+        beta = self._boundary(anchor_labels, d_ap.numel()).to(d_ap.dtype)
+        pos = F.relu(d_ap - beta + self.margin)
+        neg = F.relu(beta - d_an + self.margin)
+        divisor = (pos > 0).sum() + (neg > 0).sum()
+        total = (pos + neg).sum()
+        loss = total / divisor if int(divisor) > 0 else total * 0.0
+        if self.learn_beta and self.nu:
+            if self.num_classes is None:
+                loss = loss + self.nu * self.beta.sum()
+            elif int(divisor) > 0:
+                loss = loss + (self.nu * beta).sum() / divisor
+        active = (pos + neg) > 0
+        self._record_stats(loss=loss.detach(), num_triplets=d_ap.numel(), active_fraction=active.float().mean())
+        return loss

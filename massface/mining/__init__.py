@@ -2,7 +2,7 @@
 modules) and the modes that feed them more than one batch.
 
 ``TripletMiner`` is the general form; ``BatchAllMiner``, ``BatchHardestMiner``, ``BatchMinMinMiner``,
-``BatchMinMaxMiner``, ``BatchRandomMiner`` and ``SemiHardMiner`` are its presets (definitions in DESIGN.md).
+``BatchMinMaxMiner``, ``BatchRandomMiner``, ``SemiHardMiner`` and ``DistanceWeightedMiner`` are its presets (definitions in DESIGN.md).
 Every mode reuses the same strategy objects:
 
 * online — the miner on the current batch;
@@ -29,6 +29,7 @@ _EXPORTS = {
     "BatchMinMaxMiner": "miners",
     "BatchRandomMiner": "miners",
     "SemiHardMiner": "miners",
+    "DistanceWeightedMiner": "miners",
     "PRESETS": "miners",
     "DEFAULT_MARGIN": "miners",
     "CrossBatchMemory": "memory",

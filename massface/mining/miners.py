@@ -32,6 +32,7 @@ from massface.mining.strategies import (
     PositiveRule,
     Triplets,
     check_rules,
+    distance_weights,
     mask_same_label,
     same_label_pairs,
     select_negatives,
@@ -47,6 +48,7 @@ __all__ = [
     "BatchMinMaxMiner",
     "BatchRandomMiner",
     "SemiHardMiner",
+    "DistanceWeightedMiner",
     "PRESETS",
     "DEFAULT_MARGIN",
     "check_batch",
@@ -123,11 +125,15 @@ class TripletMiner(BaseMiner):
         BatchMinMaxMiner(m)   = TripletMiner("hardest", "beyond",    pick="nearest", fallback="nearest")
         BatchRandomMiner(m)   = TripletMiner("all",     "violating", pick="random")
         SemiHardMiner(m)      = TripletMiner("all",     "semihard",  pick="all")
+        DistanceWeightedMiner = TripletMiner("all",     "all",       pick="distance_weighted")
 
     Args:
         positives: ``"all" | "hardest" | "easiest" | "random"``.
         negatives: ``"all" | "violating" | "semihard" | "hard" | "beyond"`` (region of admissible negatives).
-        pick: ``"all" | "nearest" | "farthest" | "random"`` negative(s) of the region per pair.
+        pick: ``"all" | "nearest" | "farthest" | "random" | "distance_weighted"`` negative(s) of the region per
+            pair; ``"distance_weighted"`` draws one ∝ 1/q(d) (Wu et al. 2017, :func:`~massface.mining.strategies.
+            distance_weights`) with ``cutoff`` / ``nonzero_loss_cutoff`` on the Euclidean distance of the
+            L2-normalised embeddings (converted from the miner's distance), in the embedding dimension.
         fallback: ``None | "nearest" | "farthest"`` — what an empty region yields (``None``: drop the pair).
         margin: m, in units of the distance (for a similarity, of the similarity).
         max_triplets: keep a uniform random subset of at most this many triplets (drawn by rank, without
@@ -170,6 +176,8 @@ class TripletMiner(BaseMiner):
         skip_nearest: int = 0,
         same_identity_pairs: Any = None,
         false_negative_gap: float | None = None,
+        cutoff: float = 0.5,
+        nonzero_loss_cutoff: float = 1.4,
         **kwargs: Any,
     ) -> None:
         check_rules(positives=positives, negatives=negatives, pick=pick, fallback=fallback)
@@ -187,6 +195,11 @@ class TripletMiner(BaseMiner):
         self.fallback = fallback
         self.margin = margin
         self.max_triplets = max_triplets
+        self.cutoff = check_real("cutoff", cutoff, owner, low=0.0, high=2.0)
+        self.nonzero_loss_cutoff = check_real("nonzero_loss_cutoff", nonzero_loss_cutoff, owner, low=0.0,
+                                              high=2.0, low_open=True)
+        if pick == "distance_weighted" and not self.distance.normalize_embeddings:
+            raise ValueError(f"{owner}: pick='distance_weighted' needs L2-normalised embeddings (normalize=True)")
         if generator is None:
             generator = torch.Generator()
             generator.manual_seed(seed)
@@ -269,7 +282,8 @@ class TripletMiner(BaseMiner):
             embeddings = embeddings.to(dtype)
             ref_emb = embeddings if same_ref else ref_emb.to(dtype)
         D = dissimilarity_matrix(self.distance, embeddings, ref_emb).contiguous()
-        triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index, labels=(labels, ref_labels))
+        triplets = self.select(D, same_label_pairs(labels, ref_labels), self_index, labels=(labels, ref_labels),
+                               dim=embeddings.shape[1])
         self._record(D, triplets.a, triplets.p, triplets.n)
         return triplets.as_tuple()
 
@@ -282,6 +296,7 @@ class TripletMiner(BaseMiner):
         *,
         limit: bool = True,
         labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+        dim: int | None = None,
     ) -> Triplets:
         """This miner's strategy on a precomputed (N, M) dissimilarity matrix (smaller = closer).
 
@@ -292,7 +307,8 @@ class TripletMiner(BaseMiner):
         (row, column, column) positions; ``D`` is restored before returning. ``limit=False`` ignores
         ``max_triplets`` (a caller mining in chunks applies it once to the union). This is the one mechanism the
         online, cross-batch, semi-online and offline modes share, and where the false-negative guards act
-        (``labels`` = (row labels, column labels, −1 for padding) is needed by ``same_identity_pairs`` only).
+        (``labels`` = (row labels, column labels, −1 for padding) is needed by ``same_identity_pairs`` only;
+        ``dim``, the embedding dimension, by ``pick="distance_weighted"`` only).
 
         Non-finite entries other than padding — NaN, −inf, or +inf from an overflow, i.e. NaN / Inf
         embeddings — are set to +inf in place and count as no candidate at all (neither positive nor
@@ -321,14 +337,40 @@ class TripletMiner(BaseMiner):
                 hidden = D[excluded]
                 D.masked_fill_(excluded, float("inf"))
                 num_negatives = num_negatives - excluded.sum(dim=1)
+            weights = None
+            if self.pick == "distance_weighted":
+                if dim is None:
+                    raise ValueError("pick='distance_weighted' needs the embedding dimension (select(dim=...))")
+                weights = distance_weights(self.euclidean_on_sphere(D), dim, getattr(self, "cutoff", 0.5),
+                                           getattr(self, "nonzero_loss_cutoff", 1.4))
             return select_negatives(
                 D, num_negatives, a, p, d_ap, self.negatives, self.pick, self.margin,
-                self.fallback, self.generator, self.max_triplets if limit else None,
+                self.fallback, self.generator, self.max_triplets if limit else None, weights=weights,
             )
         finally:
             if excluded is not None:
                 D[excluded] = hidden
             unmask_same_label(D, pairs, saved)
+
+    def euclidean_on_sphere(self, D: torch.Tensor) -> torch.Tensor:
+        """The Euclidean distance of the (normalised) embeddings from this miner's dissimilarity matrix ``D``:
+        sqrt(D) for the squared Euclidean, D for the Euclidean, sqrt(2 - 2s) = sqrt(2 + 2D) for cosine
+        (D = -s); +inf entries stay +inf. Other distance objects are refused."""
+        from pytorch_metric_learning import distances as pml
+
+        from massface import distances as mf
+
+        dist = self.distance
+        if isinstance(dist, (mf.CosineSimilarity, pml.CosineSimilarity)):
+            return (2.0 + 2.0 * D).clamp_min(0.0).sqrt()
+        if isinstance(dist, mf.SquaredEuclideanDistance) or (isinstance(dist, pml.LpDistance) and dist.p == 2
+                                                             and dist.power == 2):
+            return D.clamp_min(0.0).sqrt()
+        if isinstance(dist, mf.EuclideanDistance) or (isinstance(dist, pml.LpDistance) and dist.p == 2
+                                                      and dist.power == 1):
+            return D
+        raise ValueError(f"{type(self).__name__}: pick='distance_weighted' needs a Euclidean or cosine distance, "
+                         f"got {type(dist).__name__}")
 
     # ------------------------------------------------------------------ statistics
     def _record(self, D: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> None:
@@ -437,6 +479,21 @@ class BatchRandomMiner(TripletMiner):
         super().__init__("all", "violating", pick="random", margin=margin, generator=generator, **kwargs)
 
 
+class DistanceWeightedMiner(TripletMiner):
+    """Distance-weighted sampling (Wu et al., ICCV 2017, "Sampling matters in deep embedding learning"): every
+    anchor–positive pair gets one negative drawn with probability ∝ min-clipped 1/q(d), q the density of
+    distances between uniform points on the unit sphere of the embedding dimension, so negatives are spread
+    over all distances instead of concentrated on the hardest (noisy) or the easiest (uninformative) ones.
+    ``TripletMiner("all", "all", pick="distance_weighted")``; ``cutoff`` (0.5) and ``nonzero_loss_cutoff``
+    (1.4) on the Euclidean distance of the normalised embeddings, as in the paper (and PML). Seeded: ``seed`` /
+    ``generator``. Cost: O(N·M) for the weights and the draws."""
+
+    def __init__(self, margin: float = DEFAULT_MARGIN, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4,
+                 **kwargs: Any) -> None:
+        super().__init__("all", "all", pick="distance_weighted", margin=margin, cutoff=cutoff,
+                         nonzero_loss_cutoff=nonzero_loss_cutoff, **kwargs)
+
+
 class SemiHardMiner(TripletMiner):
     """All (a, p, n) with d_ap < d_an < d_ap + m (FaceNet semi-hard; PML TripletMarginMiner "semihard"
     up to boundary ties). O(N·M log M + T)."""
@@ -452,5 +509,6 @@ PRESETS: dict[str, type[TripletMiner]] = {
     "min_max": BatchMinMaxMiner,
     "random": BatchRandomMiner,
     "semihard": SemiHardMiner,
+    "distance_weighted": DistanceWeightedMiner,
 }
 """The presets by their short names (the trainer config's ``loss.triplet.miner`` values)."""

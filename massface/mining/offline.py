@@ -376,7 +376,7 @@ class OfflineTripletSearch:
         num_negatives = torch.from_numpy((neg >= 0).sum(axis=1))
         cand_labels = torch.from_numpy(np.where(cand.numpy() >= 0, y[cand.numpy().clip(0)], -1)).long()
         labels = (torch.from_numpy(y[rows]).long(), cand_labels)  # columns differ per row: (n, C) labels
-        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False, labels=labels)
+        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False, labels=labels, dim=x.shape[1])
         flat_p, flat_n = t.a * D.shape[1] + t.p, t.a * D.shape[1] + t.n
         d_ap, d_an = D.view(-1)[flat_p], D.view(-1)[flat_n]
         sums = np.array([t.a.numel(), float(((d_ap - d_an + self.miner.margin) > 0).sum()),

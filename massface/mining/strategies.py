@@ -24,8 +24,10 @@ combination (see :class:`massface.mining.TripletMiner`):
    ============  ==============================  =====================================
 
    and a *pick* (:data:`NegativePick`) inside the region: ``"all"`` of them, the ``"nearest"``, the
-   ``"farthest"`` or one uniformly ``"random"`` negative; plus an optional *fallback* when the region is
-   empty (``"nearest"`` / ``"farthest"`` negative of the anchor, else the pair is dropped).
+   ``"farthest"``, one uniformly ``"random"`` negative, or one drawn with given per-entry ``weights``
+   (``"distance_weighted"``: the miner passes Wu et al.'s 1/q(d) weights, see
+   :func:`distance_weights`); plus an optional *fallback* when the region is empty (``"nearest"`` /
+   ``"farthest"`` negative of the anchor, else the pair is dropped).
 
 Cost. With P pairs and T triplets produced: negatives by ``nearest``/``farthest`` with at most one pair per
 anchor, O(P·M) through one masked reduction; ``"all"`` negatives, one (pairs × M) comparison per chunk of
@@ -62,18 +64,19 @@ __all__ = [
     "unmask_same_label",
     "select_positive_pairs",
     "select_negatives",
+    "distance_weights",
     "uniform_subset",
 ]
 
 PositiveRule = Literal["all", "hardest", "easiest", "random"]
 NegativeRegion = Literal["all", "violating", "semihard", "hard", "beyond"]
-NegativePick = Literal["all", "nearest", "farthest", "random"]
+NegativePick = Literal["all", "nearest", "farthest", "random", "distance_weighted"]
 NegativeFallback = Literal["nearest", "farthest"] | None
 """What an empty negative region yields: the anchor's nearest or farthest negative, or nothing (None)."""
 
 POSITIVE_RULES: tuple[str, ...] = ("all", "hardest", "easiest", "random")
 NEGATIVE_REGIONS: tuple[str, ...] = ("all", "violating", "semihard", "hard", "beyond")
-NEGATIVE_PICKS: tuple[str, ...] = ("all", "nearest", "farthest", "random")
+NEGATIVE_PICKS: tuple[str, ...] = ("all", "nearest", "farthest", "random", "distance_weighted")
 NEGATIVE_FALLBACKS: tuple[str | None, ...] = (None, "nearest", "farthest")
 
 # ``Fallback`` also named the margin heads' rule past θ* (now ``losses.margin.MarginFallback``).
@@ -237,6 +240,7 @@ def select_negatives(
     fallback: NegativeFallback = None,
     generator: torch.Generator | None = None,
     max_triplets: int | None = None,
+    weights: torch.Tensor | None = None,
 ) -> Triplets:
     """Negatives for the pairs ``(a, p)`` (grouped by anchor) whose distances are ``d_ap``.
 
@@ -244,13 +248,19 @@ def select_negatives(
     ``num_negatives[i]`` the count of finite entries in row i. See the module docstring for regions and
     picks. Pairs whose region is empty are dropped unless ``fallback`` names a replacement; anchors without
     negatives never produce a triplet. ``max_triplets`` keeps a uniform random subset (needs ``generator``).
+    ``pick="distance_weighted"`` draws one negative per pair with probability proportional to
+    ``weights[a]`` (an (N, M) non-negative tensor; zero = never) inside the region.
     """
     check_rules(negatives=region, pick=pick, fallback=fallback)
     device = D_neg.device
     if a.numel() == 0:
         return Triplets(_empty(device), _empty(device), _empty(device))
     lower, upper = _region_bounds(region, d_ap, margin)
-    if pick in ("nearest", "farthest") and a.numel() <= D_neg.shape[0]:
+    if pick == "distance_weighted":
+        if weights is None or weights.shape != D_neg.shape:
+            raise ValueError("pick='distance_weighted' needs weights of the distance matrix's shape")
+        triplets = _pick_weighted(D_neg, a, p, lower, upper, weights, fallback, _require(generator))
+    elif pick in ("nearest", "farthest") and a.numel() <= D_neg.shape[0]:
         triplets = _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback)
     elif pick == "all" and max_triplets is None:
         return _expand_dense(D_neg, a, p, lower, upper)
@@ -286,6 +296,43 @@ def _pick_extreme_dense(D_neg, a, p, lower, upper, pick, fallback) -> Triplets:
         n[lost] = alt_n
         keep[lost] = torch.isfinite(alt_found)
     return Triplets(a[keep], p[keep], n[keep])
+
+
+def _pick_weighted(D_neg, a, p, lower, upper, weights, fallback, generator) -> Triplets:
+    """One negative per pair drawn ∝ ``weights[a]`` over its admissible entries (inverse-CDF on one uniform
+    draw per pair, from ``generator``): O(P·M). Pairs with no admissible weight take ``fallback`` or drop."""
+    rows = D_neg[a]
+    w = torch.where(torch.isfinite(rows), weights[a].to(torch.float64), torch.zeros((), dtype=torch.float64,
+                                                                                    device=rows.device))
+    if lower is not None:
+        w = w.masked_fill(rows <= lower.unsqueeze(1), 0.0)
+    if upper is not None:
+        w = w.masked_fill(rows >= upper.unsqueeze(1), 0.0)
+    cdf = torch.cumsum(w, dim=1)
+    total = cdf[:, -1]
+    u = _uniform(a.numel(), generator, rows.device) * total
+    n = torch.searchsorted(cdf, u.unsqueeze(1), right=True).squeeze(1).clamp_max(rows.shape[1] - 1)
+    keep = total > 0
+    if fallback is not None and not bool(keep.all()):
+        lost = (~keep).nonzero(as_tuple=True)[0]
+        alt_found, alt_n = _masked_extreme(rows[lost], None, fallback)
+        n[lost] = alt_n
+        keep[lost] = torch.isfinite(alt_found)
+    return Triplets(a[keep], p[keep], n[keep])
+
+
+def distance_weights(d: torch.Tensor, dim: int, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4) -> torch.Tensor:
+    """Wu et al. 2017 ("Sampling matters"): weights ∝ 1/q(d) for Euclidean distances ``d`` between unit vectors
+    in dimension ``dim``, where q(d) ∝ d^(dim-2) (1 - d²/4)^((dim-3)/2) is the density of pairwise distances of
+    uniform points on the sphere; d is clipped below at ``cutoff`` (bounded variance) and entries with
+    d >= ``nonzero_loss_cutoff`` (or non-finite) weigh 0. Each row is scaled by its largest log-weight
+    (weights are relative within a row). O(N·M)."""
+    valid = torch.isfinite(d) & (d < nonzero_loss_cutoff)
+    x = d.to(torch.float64).clamp(min=cutoff, max=min(nonzero_loss_cutoff, 2.0 - 1e-6)).masked_fill(~valid, 1.0)
+    log_w = (2.0 - dim) * torch.log(x) - ((dim - 3) / 2.0) * torch.log1p(-0.25 * x * x)
+    log_w = log_w.masked_fill(~valid, float("-inf"))
+    top = log_w.amax(dim=1, keepdim=True).masked_fill(~torch.isfinite(log_w.amax(dim=1, keepdim=True)), 0.0)
+    return torch.exp(log_w - top)
 
 
 def _expand_dense(D_neg, a, p, lower, upper, chunk_elements: int = 1 << 22) -> Triplets:

@@ -111,14 +111,21 @@ def _check_options(section: str, what: str, cls: type, options: dict[str, Any]) 
 
 # ---------------------------------------------------------------------------------------------- data
 class LabelledDataset(Dataset):
-    """A dataset of ``(RGB uint8 image, label)`` seen through a transform, with labels remapped to 0..C-1."""
+    """A dataset of ``(RGB uint8 image, label)`` seen through a transform, with labels remapped to 0..C-1.
 
-    def __init__(self, base: Any, transform: Any) -> None:
+    ``indices`` (sorted sample indices of ``base``, e.g. ``data.keep_indices`` from ``massface clean``) keeps
+    only those samples; the label map stays the whole base's, so labels -- and label-pair files written for
+    the whole set -- keep their meaning when a filter empties an identity.
+    """
+
+    def __init__(self, base: Any, transform: Any, indices: np.ndarray | None = None) -> None:
         self.base = base
         self.transform = transform
         raw = np.asarray(base.labels, dtype=np.int64)
-        self.classes, self.labels = np.unique(raw, return_inverse=True)
-        self.labels = self.labels.astype(np.int64)
+        self.classes, labels = np.unique(raw, return_inverse=True)
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        labels = labels.astype(np.int64)
+        self.labels = labels if self.indices is None else labels[self.indices]
 
     @property
     def num_classes(self) -> int:
@@ -129,7 +136,7 @@ class LabelledDataset(Dataset):
         return int(self.labels.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image, _ = self.base[index]
+        image, _ = self.base[index if self.indices is None else int(self.indices[index])]
         return self.transform(image), int(self.labels[index])
 
 
@@ -142,7 +149,8 @@ def build_dataset(cfg: Config) -> LabelledDataset:
         from massface.data.synthetic import SynthFaces
 
         base = SynthFaces(d.synthetic_identities, d.synthetic_images_per_identity, seed=cfg.seed,
-                          difficulty=d.synthetic_difficulty, image_size=d.synthetic_image_size)
+                          difficulty=d.synthetic_difficulty, image_size=d.synthetic_image_size,
+                          duplicate_identities=d.synthetic_duplicates, label_noise=d.synthetic_label_noise)
     else:
         path = Path(d.path or "")
         if not path.exists():
@@ -154,7 +162,12 @@ def build_dataset(cfg: Config) -> LabelledDataset:
         transform = build_eval_transform()
     else:
         transform = build_train_transform(d.transform, seed=cfg.seed)
-    return LabelledDataset(base, transform)
+    indices = None
+    if d.keep_indices:
+        from massface.cleaning import read_indices
+
+        indices = read_indices(d.keep_indices, len(base))
+    return LabelledDataset(base, transform, indices)
 
 
 def build_embedding_dataset(dataset: Dataset) -> Dataset:
@@ -163,7 +176,7 @@ def build_embedding_dataset(dataset: Dataset) -> Dataset:
     if isinstance(dataset, LabelledDataset) or hasattr(dataset, "base"):
         from massface.data.transforms import build_eval_transform
 
-        return LabelledDataset(dataset.base, build_eval_transform())
+        return LabelledDataset(dataset.base, build_eval_transform(), getattr(dataset, "indices", None))
     return dataset
 
 
@@ -277,7 +290,7 @@ def build_miner(cfg: Config) -> nn.Module:
                               "false_negative_gap": t.false_negative_gap}
     if t.same_identity_pairs:
         kwargs["same_identity_pairs"] = read_label_pairs(t.same_identity_pairs)
-    if t.miner == "random":
+    if t.miner in ("random", "distance_weighted"):
         kwargs["seed"] = cfg.seed
     try:
         return PRESETS[t.miner](**kwargs)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from massface.training.trainer import Trainer
 
 __all__ = ["logger", "log_to_stderr", "Callback", "MetricsFile", "TensorBoard", "ConsoleLog", "Checkpointing",
-           "Evaluation"]
+           "Evaluation", "CollapseAlarm"]
 
 logger = logging.getLogger("massface.training")
 
@@ -125,6 +125,43 @@ class Checkpointing(Callback):
 
     def on_fit_end(self, trainer: Trainer, status: str) -> None:
         trainer.save_checkpoint(periodic=status == "completed")
+
+
+class CollapseAlarm(Callback):
+    """Warns -- or stops training (``on_collapse: stop``) -- when the miner's statistics say the embedding has
+    collapsed (PML #20: every image mapped to nearly one point, the triplet loss stuck at the margin) for
+    ``steps`` steps in a row: mean d_an <= ``d_an`` (for a similarity: mean s_an >= 1 - ``d_an``), or, with
+    ``active`` set, an active fraction >= ``active``. Reads ``trainer.batch_source.stats()`` after every step
+    (every rank; the decision is shared, so all ranks stop together). O(T) per step for the statistics."""
+
+    def __init__(self, steps: int, d_an: float, active: float | None, action: str, inverted: bool) -> None:
+        self.steps, self.d_an, self.active, self.action, self.inverted = steps, d_an, active, action, inverted
+        self.streak = 0
+
+    def collapsed(self, stats: dict[str, float]) -> bool:
+        """Whether one step's statistics look collapsed."""
+        d_an, active = stats.get("mean_d_an"), stats.get("active_fraction")
+        near = d_an is not None and not math.isnan(d_an) and (
+            d_an >= 1.0 - self.d_an if self.inverted else d_an <= self.d_an)
+        saturated = self.active is not None and active is not None and stats.get("num_triplets", 1.0) > 0 \
+            and active >= self.active
+        return bool(near or saturated)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        self.streak = self.streak + 1 if self.collapsed(trainer.batch_source.stats()) else 0
+        if not mfdist.any_rank(self.streak >= self.steps, trainer.device):
+            return
+        stats = trainer.batch_source.stats()
+        message = (f"embedding collapse at step {trainer.step}: for {self.steps} steps the miner saw mean d_an "
+                   f"{stats.get('mean_d_an', float('nan')):.3g}, active fraction "
+                   f"{stats.get('active_fraction', float('nan')):.3g} (train.collapse_*); lower the lr, the margin "
+                   "or use a softer miner (semihard, distance_weighted)")
+        self.streak = 0
+        if self.action == "stop":
+            from massface.training.trainer import TrainingStopped
+
+            raise TrainingStopped(message)
+        trainer.log(message)
 
 
 class Evaluation(Callback):

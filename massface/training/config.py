@@ -146,6 +146,9 @@ class DataConfig:
     synthetic_images_per_identity: int = 12
     synthetic_difficulty: float = 0.5
     synthetic_image_size: int = 112
+    synthetic_duplicates: float = 0.0  # share of SynthFaces labels showing another label's person
+    synthetic_label_noise: float = 0.0  # share of SynthFaces images under a wrong label
+    keep_indices: str | None = None  # file of sample indices to train on (massface clean's keep_indices.txt)
     p: int = 41
     k: int = 5
     small: Literal["oversample", "take_all"] = "oversample"
@@ -160,6 +163,9 @@ class DataConfig:
             _integer(f"{path}.{name}", getattr(self, name))
         _integer(f"{path}.workers", self.workers, 0, _MAX_WORKERS)
         _number(f"{path}.synthetic_difficulty", self.synthetic_difficulty, 0.0, 1.0)
+        _number(f"{path}.synthetic_duplicates", self.synthetic_duplicates, 0.0, 0.5)
+        _number(f"{path}.synthetic_label_noise", self.synthetic_label_noise, 0.0, 1.0, hi_open=True)
+        _path(f"{path}.keep_indices", self.keep_indices)
         _path(f"{path}.path", self.path)
         _path(f"{path}.data_root", self.data_root)
         if self.format != "synthetic" and not self.path:
@@ -201,7 +207,7 @@ class ModelConfig:
                 raise ConfigError(f"{path}.freeze_steps needs {path}.freeze_stages (the stages to freeze)")
 
 
-MinerName = Literal["all", "hardest", "min_min", "min_max", "random", "semihard"]
+MinerName = Literal["all", "hardest", "min_min", "min_max", "random", "semihard", "distance_weighted"]
 
 
 @dataclass
@@ -394,10 +400,19 @@ class TrainConfig:
     on_nan: Literal["stop", "skip"] = "stop"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     deterministic: bool = False
+    # collapse alarm (PML #20): the miner's statistics say the embedding collapsed for collapse_steps steps
+    collapse_steps: int = 200  # 0: off
+    collapse_d_an: float = 1e-3  # collapsed when mean d_an <= this (cosine: mean similarity >= 1 - this)
+    collapse_active: float | None = None  # ... or when the active fraction >= this (e.g. 1.0); None: not used
+    on_collapse: Literal["warn", "stop"] = "warn"
 
     def validate(self, path: str) -> None:
         for name in ("steps", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
             _integer(f"{path}.{name}", getattr(self, name))
+        _integer(f"{path}.collapse_steps", self.collapse_steps, 0)
+        _number(f"{path}.collapse_d_an", self.collapse_d_an, 0.0)
+        if self.collapse_active is not None:
+            _number(f"{path}.collapse_active", self.collapse_active, 0.0, 1.0)
         if self.clip_norm is not None:
             _number(f"{path}.clip_norm", self.clip_norm, 0.0, lo_open=True)
         _device(f"{path}.device", self.device)

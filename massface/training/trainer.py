@@ -40,6 +40,7 @@ from massface.training.builders import GlobalTripletLoss, LabelledDataset, build
 from massface.training.callbacks import (
     Callback,
     Checkpointing,
+    CollapseAlarm,
     ConsoleLog,
     Evaluation,
     MetricsFile,
@@ -176,6 +177,10 @@ class Trainer:
         if self.env.is_main:
             self.callbacks += [self.metrics, TensorBoard(self.out / "tensorboard"), ConsoleLog()]
         self.callbacks += [Checkpointing(cfg.train.checkpoint_every), self.evaluation]
+        t = cfg.train
+        if t.collapse_steps and self.miner is not None:
+            self.callbacks.insert(0, CollapseAlarm(t.collapse_steps, t.collapse_d_an, t.collapse_active, t.on_collapse,
+                                                   bool(self.miner.distance.is_inverted)))
 
         self.step = 0
         self.history: list[dict] = []

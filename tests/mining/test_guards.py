@@ -64,7 +64,7 @@ def expected(name, distance, guards, x, y):
     D = dissimilarity_matrix(miner.distance, x, x).contiguous()
     for a, j in brute_force_excluded(D.tolist(), y.tolist(), miner.distance.is_inverted, guards):
         D[a, j] = float("inf")
-    return miner.select(D, same_label_pairs(y, y), torch.arange(len(y)))
+    return miner.select(D, same_label_pairs(y, y), torch.arange(len(y)), dim=x.shape[1])
 
 
 @pytest.mark.parametrize("guard", sorted(GUARDS))

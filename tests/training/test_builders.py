@@ -536,3 +536,63 @@ def test_interclass_filter_reaches_the_head(tmp_path):
         Trainer(config(tmp_path / "b", loss__head__name="softmax", loss__head__interclass_filter=0.4), **QUIET)
     with pytest.raises(ConfigError, match=r"loss.head.interclass_filter"):
         config(tmp_path / "c", loss__head__interclass_filter=1.5)
+
+
+def test_every_miner_preset_is_a_config_value_and_trains(tmp_path):
+    from massface.mining import PRESETS
+    from massface.training.config import TripletConfig
+
+    assert set(typing.get_args(typing.get_type_hints(TripletConfig)["miner"])) == set(PRESETS)
+    trainer = Trainer(config(tmp_path, loss__triplet__miner="distance_weighted"), **QUIET)
+    assert type(trainer.miner).__name__ == "DistanceWeightedMiner"
+    assert trainer.fit(until=1)["step"] == 1
+
+
+@covers("train.collapse_steps", "train.collapse_d_an", "train.collapse_active", "train.on_collapse")
+def test_collapse_alarm_warns_or_stops(tmp_path):
+    from massface.training.callbacks import CollapseAlarm
+    from massface.training.trainer import TrainingStopped
+
+    messages: list[str] = []
+    warn = Trainer(config(tmp_path / "a", train__collapse_steps=2, train__collapse_active=0.0), log=messages.append)
+    warn.fit()  # active fraction >= 0 holds at every mined step: "collapsed" from step 1 on
+    assert warn.step == 4 and sum("embedding collapse at step" in m for m in messages) == 2  # steps 2 and 4
+    stop = Trainer(config(tmp_path / "b", train__collapse_steps=3, train__collapse_active=0.0,
+                          train__on_collapse="stop"), **QUIET)
+    with pytest.raises(TrainingStopped, match="embedding collapse at step 3"):
+        stop.fit()
+    quiet: list[str] = []
+    Trainer(config(tmp_path / "c", train__collapse_d_an=1e-9), log=quiet.append).fit()
+    assert not any("collapse" in m for m in quiet), "a training embedding is not collapsed"
+    alarm = CollapseAlarm(5, 0.01, None, "warn", inverted=True)  # cosine: similarities near 1 are collapsed
+    assert alarm.collapsed({"mean_d_an": 0.995}) and not alarm.collapsed({"mean_d_an": 0.5})
+    assert not alarm.collapsed({"mean_d_an": float("nan")})
+    with pytest.raises(ConfigError, match="train.collapse_active"):
+        config(tmp_path / "d", train__collapse_active=1.5)
+    with pytest.raises(ConfigError, match="train.on_collapse"):
+        config(tmp_path / "e", train__on_collapse="ignore")
+
+
+@covers("data.keep_indices", "data.synthetic_duplicates", "data.synthetic_label_noise")
+def test_keep_indices_filter_and_dirty_synthetic_data(tmp_path):
+    from massface.data._errors import DataFormatError
+
+    keep = tmp_path / "keep_indices.txt"
+    keep.write_text("# massface clean\n" + "".join(f"{i}\n" for i in range(0, 48, 2)))
+    cfg = config(tmp_path / "a", data__keep_indices=str(keep), data__synthetic_duplicates=0.25,
+                 data__synthetic_label_noise=0.1)
+    dataset = builders.build_dataset(cfg)
+    full = builders.build_dataset(config(tmp_path / "b", data__synthetic_duplicates=0.25,
+                                         data__synthetic_label_noise=0.1))
+    assert len(dataset) == 24 and len(full) == 48
+    assert np.array_equal(dataset.labels, full.labels[::2]) and dataset.num_classes == full.num_classes
+    assert full.base.duplicate_pairs.shape == (3, 2) and (full.base.labels != np.repeat(np.arange(12), 4)).sum() == 5
+    assert torch.equal(dataset[1][0], full[2][0])
+    assert builders.build_embedding_dataset(dataset).labels.tolist() == dataset.labels.tolist()
+    keep.write_text("0\n99\n")
+    with pytest.raises(DataFormatError, match=r"keep_indices.txt: line 2: sample index 99 is out of range"):
+        builders.build_dataset(cfg)
+    with pytest.raises(ConfigError, match="data.synthetic_duplicates"):
+        config(tmp_path / "c", data__synthetic_duplicates=0.8)
+    with pytest.raises(ConfigError, match="data.synthetic_label_noise"):
+        config(tmp_path / "d", data__synthetic_label_noise=1.0)

@@ -32,7 +32,7 @@ import numpy as np
 
 from massface._checks import check_int, check_real
 
-__all__ = ["CleaningReport", "class_centres", "find_label_noise", "write_cleaning_report", "read_indices", "main"]
+__all__ = ["CleaningReport", "class_centres", "find_label_noise", "write_cleaning_report", "main"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def write_cleaning_report(report: CleaningReport, out: str | os.PathLike[str], *
     """Write ``duplicate_pairs.txt`` (``loss.triplet.same_identity_pairs``), ``keep_indices.txt``
     (``data.keep_indices``), ``mislabelled.tsv`` (index, label → nearest label, both similarities) and
     ``summary.json`` into ``out``; returns their paths."""
-    from massface.mining.guards import write_label_pairs
+    from massface.data.label_lists import write_indices, write_label_pairs
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,7 @@ def write_cleaning_report(report: CleaningReport, out: str | os.PathLike[str], *
              "mislabelled": out / "mislabelled.tsv", "summary": out / "summary.json"}
     write_label_pairs(paths["duplicate_pairs"], report.duplicate_pairs,
                       header=f"massface clean: suspected duplicate identities (label pairs). {note}".strip())
-    paths["keep_indices"].write_text("# massface clean: sample indices kept\n"
-                                     + "".join(f"{i}\n" for i in report.keep.tolist()), encoding="utf-8")
+    write_indices(paths["keep_indices"], report.keep, header="massface clean: sample indices kept")
     lines = ["index\tnearest_label\town_similarity\tnearest_similarity"]
     lines += [f"{i}\t{n}\t{o:.4f}\t{s:.4f}" for i, n, o, s in zip(report.mislabelled.tolist(),
                                                                    report.nearest_label.tolist(),
@@ -142,50 +141,6 @@ def write_cleaning_report(report: CleaningReport, out: str | os.PathLike[str], *
                "kept": int(report.keep.size), "note": note}
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return paths
-
-
-def read_indices(path: str | os.PathLike[str], size: int) -> np.ndarray:
-    """The sorted unique sample indices of a ``keep_indices.txt`` (one integer per line, ``#`` comments), each
-    in [0, ``size``).
-
-    Raises:
-        DataFormatError: naming the file and line -- not a regular file, a line that is not one integer, an
-            index out of range, or no index at all.
-    """
-    import re
-    import stat
-
-    from massface.data._errors import DataFormatError
-
-    path = os.fspath(path)
-    try:
-        info = os.stat(path)
-    except OSError as err:
-        raise DataFormatError(path, f"cannot be read: {err.strerror or err}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise DataFormatError(path, "is not a regular file")
-    if info.st_size > 1 << 30:
-        raise DataFormatError(path, f"is {info.st_size} bytes; index files are limited to 1 GiB")
-    out: list[int] = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8").split("#", 1)[0].strip()
-            except UnicodeDecodeError:
-                raise DataFormatError(path, "is not UTF-8 text", record=f"line {number}") from None
-            if not text:
-                continue
-            if not re.fullmatch(r"[0-9]{1,12}", text):
-                raise DataFormatError(path, "expected one non-negative integer sample index",
-                                      record=f"line {number}")
-            value = int(text)
-            if value >= size:
-                raise DataFormatError(path, f"sample index {value} is out of range for {size} samples",
-                                      record=f"line {number}")
-            out.append(value)
-    if not out:
-        raise DataFormatError(path, "holds no sample index")
-    return np.unique(np.asarray(out, dtype=np.int64))
 
 
 # ---------------------------------------------------------------------------------------------- massface clean

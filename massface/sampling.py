@@ -178,6 +178,11 @@ class PKSampler(BatchSampler):
         return self.p * self.k
 
     @property
+    def at_epoch_start(self) -> bool:
+        """Whether the next iteration starts an epoch from its beginning (no identity of it taken yet)."""
+        return self._cursor == 0
+
+    @property
     def num_identities(self) -> int:
         """Identities sampled per epoch (those with at least ``min_images`` images)."""
         return int(self._eligible.size)

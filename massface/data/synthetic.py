@@ -724,7 +724,7 @@ class SynthFaces:
             write_bin(directory / bin_name, images, issame)
             paths["bin"] = directory / bin_name
         if self.duplicate_identities or self.label_noise:
-            from massface.mining.guards import write_label_pairs
+            from .label_lists import write_label_pairs
 
             record_order = np.argsort(self.labels, kind="stable")  # write_records groups images by label
             np.save(directory / "true_identity.npy", self.true_identity[record_order], allow_pickle=False)

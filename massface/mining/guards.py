@@ -27,8 +27,6 @@ for the U distinct labels of the batch and reference, then an O(N·M) gather).
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,13 +34,8 @@ import numpy as np
 import torch
 
 from massface._checks import check_int, check_real
-from massface.data._errors import DataFormatError
 
-_LABEL = re.compile(r"[0-9]{1,10}")
-MAX_PAIRS_FILE_BYTES = 1 << 30
-"""A label-pairs file larger than this (1 GiB, ~10^8 pairs) is refused before it is read."""
-
-__all__ = ["NegativeGuards", "read_label_pairs", "write_label_pairs"]
+__all__ = ["NegativeGuards"]
 
 
 @dataclass(frozen=True)
@@ -164,51 +157,3 @@ def _suspected_same(codes: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor)
     r, c = inverse[: rows.numel()], inverse[rows.numel():]
     return table[r][:, c]
 
-
-def read_label_pairs(path: str | os.PathLike[str]) -> np.ndarray:
-    """The (S, 2) int64 label pairs of a text file: one pair per line, two non-negative integers separated by
-    whitespace or a comma; blank lines and ``#`` comments are skipped (what :func:`write_label_pairs` and
-    ``massface clean`` write).
-
-    Raises:
-        DataFormatError: naming the file and line -- not a regular file, too large, a line without exactly two
-            integers, a negative or too large label, or undecodable bytes.
-    """
-    import stat
-
-    path = os.fspath(path)
-    try:
-        info = os.stat(path)
-    except OSError as err:
-        raise DataFormatError(path, f"cannot be read: {err.strerror or err}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise DataFormatError(path, "is not a regular file")
-    if info.st_size > MAX_PAIRS_FILE_BYTES:
-        raise DataFormatError(path, f"is {info.st_size} bytes; label-pair files are limited to "
-                                    f"{MAX_PAIRS_FILE_BYTES} bytes")
-    pairs: list[tuple[int, int]] = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").split("#", 1)[0].replace(",", " ").split()
-            except UnicodeDecodeError:
-                raise DataFormatError(path, "is not UTF-8 text", record=f"line {number}") from None
-            if not line:
-                continue
-            if len(line) != 2 or not all(_LABEL.fullmatch(tok) for tok in line):
-                what = f"{len(line)} field(s)" if len(line) != 2 else "fields that are not non-negative integers"
-                raise DataFormatError(path, f"expected two non-negative integer labels, got {what}",
-                                      record=f"line {number}")
-            a, b = int(line[0]), int(line[1])
-            if max(a, b) >= 2**31:
-                raise DataFormatError(path, "a label is >= 2**31", record=f"line {number}")
-            pairs.append((a, b))
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-
-
-def write_label_pairs(path: str | os.PathLike[str], pairs: object, header: str = "") -> None:
-    """Write (S, 2) integer label pairs as :func:`read_label_pairs` reads them (``header`` as ``#`` lines)."""
-    array = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    lines = [f"# {line}" for line in header.splitlines()] + [f"{a} {b}" for a, b in array.tolist()]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + ("\n" if lines else ""))

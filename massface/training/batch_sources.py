@@ -36,14 +36,20 @@ class LoaderStream:
 
     ``batches_in_pass`` counts the batches taken from the current pass over the loader: the sampler's resume
     position (``sampler.state_dict(batches_done=...)``), since the loader may prefetch ahead of training.
+    ``before_pass`` (optional) is called before each pass starts -- e.g. to give a
+    :class:`~massface.sampling.NeighbourPKSampler` the graph of the current model.
     """
 
-    def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                 before_pass: Callable[[], None] | None = None) -> None:
         self.loader = loader
+        self.before_pass = before_pass
         self.batches_in_pass = 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
+            if self.before_pass is not None:
+                self.before_pass()
             self.batches_in_pass = 0
             got = False
             for x, y in self.loader:

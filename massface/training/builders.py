@@ -164,7 +164,7 @@ def build_dataset(cfg: Config) -> LabelledDataset:
         transform = build_train_transform(d.transform, seed=cfg.seed)
     indices = None
     if d.keep_indices:
-        from massface.cleaning import read_indices
+        from massface.data.label_lists import read_indices
 
         indices = read_indices(d.keep_indices, len(base))
     return LabelledDataset(base, transform, indices)
@@ -187,8 +187,42 @@ def build_sampler(cfg: Config, labels: Any, world_size: int = 1, rank: int = 0) 
     """
     d = cfg.data
     pool_p = d.p * (cfg.mining.scale if cfg.mining.mode == "semi_online" else 1)
+    if d.sampler == "neighbour":
+        from massface.sampling import NeighbourPKSampler
+
+        if d.neighbour_group > pool_p:
+            raise ConfigError(f"data.neighbour_group: {d.neighbour_group} identities per group do not fit a batch "
+                              f"of data.p = {pool_p} identities")
+        empty = np.full((int(np.max(labels)) + 1, 1), -1, dtype=np.int64)  # no graph until the first refresh
+        return NeighbourPKSampler(labels, pool_p, d.k, empty, group=d.neighbour_group,
+                                  hard_fraction=d.neighbour_hard_fraction, small=d.small, min_images=d.min_images,
+                                  seed=cfg.seed, num_replicas=world_size, rank=rank)
     return PKSampler(labels, pool_p, d.k, small=d.small, min_images=d.min_images, seed=cfg.seed,
                      num_replicas=world_size, rank=rank)
+
+
+def build_identity_graph(cfg: Config, model: nn.Module, head: nn.Module | None, dataset: Dataset,
+                         device: torch.device) -> np.ndarray:
+    """The identity graph of ``data.sampler: neighbour``: each identity's ``data.neighbour_k`` nearest
+    identities by their class centres -- the head's weights (``data.neighbour_source: head``; one row per
+    class, the labels 0..C-1) or the mean embeddings of the training images under ``model``
+    (``embeddings``: one pass over the training set, sharded across ranks). Same on every rank."""
+    from massface.cleaning import class_centres
+    from massface.mining import embed_dataset
+    from massface.sampling import identity_neighbours
+
+    d = cfg.data
+    if d.neighbour_source == "head":
+        weight = getattr(head, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.shape[0] != dataset.num_classes:
+            raise ConfigError(f"data.neighbour_source: 'head' needs a head whose weight holds one centre per "
+                              f"class ({dataset.num_classes}); {type(head).__name__} has none (PartialFC shards "
+                              "them): use 'embeddings'")
+        return identity_neighbours(weight.detach(), k=d.neighbour_k)
+    embeddings, labels = embed_dataset(model, build_embedding_dataset(dataset), batch_size=cfg.eval.batch_size,
+                                       device=device)
+    classes, centres = class_centres(embeddings.numpy(), labels.numpy())
+    return identity_neighbours(centres, labels=classes, k=d.neighbour_k)
 
 
 def build_loader(cfg: Config, dataset: Dataset, sampler: PKSampler, device: torch.device) -> DataLoader:
@@ -281,8 +315,8 @@ def build_miner(cfg: Config) -> nn.Module:
     """Returns the triplet miner ``loss.triplet.miner`` with the triplet section's ``margin``, ``distance``,
     ``max_triplets`` and false-negative guards (``negative_range``, ``skip_nearest``, ``same_identity_pairs`` --
     read from its file --, ``false_negative_gap``), and ``seed`` for the random miner."""
+    from massface.data.label_lists import read_label_pairs
     from massface.mining import PRESETS
-    from massface.mining.guards import read_label_pairs
 
     t = cfg.loss.triplet
     kwargs: dict[str, Any] = {"margin": t.margin, "distance": t.distance, "max_triplets": t.max_triplets,

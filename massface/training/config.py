@@ -149,6 +149,12 @@ class DataConfig:
     synthetic_duplicates: float = 0.0  # share of SynthFaces labels showing another label's person
     synthetic_label_noise: float = 0.0  # share of SynthFaces images under a wrong label
     keep_indices: str | None = None  # file of sample indices to train on (massface clean's keep_indices.txt)
+    sampler: Literal["pk", "neighbour"] = "pk"  # neighbour: batches of look-alike identities (NeighbourPKSampler)
+    neighbour_group: int = 4  # identities per look-alike group
+    neighbour_hard_fraction: float = 1.0  # share of a batch's identities that come in groups
+    neighbour_k: int = 16  # nearest identities kept per identity in the graph
+    neighbour_source: Literal["head", "embeddings"] = "head"  # class centres: the head's weights, or mean embeddings
+    neighbour_refresh: int = 1  # rebuild the graph every this many epochs (at the epoch's start)
     p: int = 41
     k: int = 5
     small: Literal["oversample", "take_all"] = "oversample"
@@ -166,6 +172,9 @@ class DataConfig:
         _number(f"{path}.synthetic_duplicates", self.synthetic_duplicates, 0.0, 0.5)
         _number(f"{path}.synthetic_label_noise", self.synthetic_label_noise, 0.0, 1.0, hi_open=True)
         _path(f"{path}.keep_indices", self.keep_indices)
+        for name in ("neighbour_group", "neighbour_k", "neighbour_refresh"):
+            _integer(f"{path}.{name}", getattr(self, name))
+        _number(f"{path}.neighbour_hard_fraction", self.neighbour_hard_fraction, 0.0, 1.0)
         _path(f"{path}.path", self.path)
         _path(f"{path}.data_root", self.data_root)
         if self.format != "synthetic" and not self.path:
@@ -459,6 +468,12 @@ class Config:
         if self.loss.head.init_from_checkpoint and not (self.loss.head.name and self.model.init_checkpoint):
             raise ConfigError("loss.head.init_from_checkpoint needs loss.head.name and model.init_checkpoint "
                               "(the checkpoint whose head holds the class centres)")
+        if self.data.sampler == "neighbour" and self.mining.mode == "offline":
+            raise ConfigError("data.sampler: 'neighbour' lays out P×K batches; mining.mode 'offline' trains on "
+                              "batches of mined triplets instead")
+        if self.data.sampler == "neighbour" and self.data.neighbour_source == "head" and not self.loss.head.name:
+            raise ConfigError("data.neighbour_source: 'head' needs loss.head.name (its weights are the class "
+                              "centres); use 'embeddings' without a head")
         if self.mining.mode in ("semi_online", "offline") and self.data.p * self.data.k < 3:
             raise ConfigError(f"mining.mode {self.mining.mode!r}: a batch of data.p × data.k = "
                               f"{self.data.p * self.data.k} images cannot hold one whole triplet (needs >= 3)")

@@ -128,7 +128,7 @@ class Trainer:
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
         self.sampler = builders.build_sampler(cfg, self.dataset.labels, self.env.world_size, self.env.rank)
         self.loader = builders.build_loader(cfg, self.dataset, self.sampler, self.device)
-        self.stream = LoaderStream(self.loader)
+        self.stream = LoaderStream(self.loader, self._refresh_neighbours if cfg.data.sampler == "neighbour" else None)
         self.placement = Placement(self.device, m.channels_last)
 
         # model, head, miner; the mining mode's metric loss (and XBM memory)
@@ -373,6 +373,15 @@ class Trainer:
             callback.on_fit_end(self, status)
         results = self.evaluate() if status == "completed" else {}
         return {"step": self.step, "status": status, "eval": results, "skipped_steps": skipped}
+
+    def _refresh_neighbours(self) -> None:
+        """``data.sampler: neighbour``: at the start of every ``data.neighbour_refresh``-th epoch (not in the
+        middle of a resumed one, whose graph the checkpoint restored), the identity graph of the current model."""
+        sampler = self.sampler
+        if not sampler.at_epoch_start or sampler.epoch % self.cfg.data.neighbour_refresh:
+            return
+        graph = builders.build_identity_graph(self.cfg, self.model, self.head, self.dataset, self.device)
+        sampler.set_neighbours(graph)
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, head_only: bool, indices: Any = None) -> torch.Tensor:
         """The micro-batch's loss through ``self.net`` (DDP when distributed), under autocast with ``train.amp``."""

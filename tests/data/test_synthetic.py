@@ -249,7 +249,7 @@ def test_duplicate_identities_and_label_noise_with_ground_truth():
 
 
 def test_dirty_export_writes_the_ground_truth(tmp_path):
-    from massface.mining.guards import read_label_pairs
+    from massface.data.label_lists import read_label_pairs
 
     dirty = SynthFaces(6, 3, seed=2, image_size=32, duplicate_identities=0.2, label_noise=0.1)
     paths = dirty.export(tmp_path / "faces", bin_name=None)

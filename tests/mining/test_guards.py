@@ -161,29 +161,3 @@ def test_hostile_guard_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TripletMiner("hardest", "all", pick="nearest", **kwargs)
 
-
-def test_label_pairs_files_round_trip_and_hostile_lines_are_named(tmp_path):
-    from massface.data._errors import DataFormatError
-    from massface.mining.guards import read_label_pairs, write_label_pairs
-
-    path = tmp_path / "pairs.txt"
-    write_label_pairs(path, [[0, 1], [7, 3]], header="from massface clean\nthreshold 0.3")
-    assert read_label_pairs(path).tolist() == [[0, 1], [7, 3]]
-    assert read_label_pairs(tmp_path / "pairs.txt").dtype.name == "int64"
-    (tmp_path / "empty.txt").write_text("# nothing\n\n")
-    assert read_label_pairs(tmp_path / "empty.txt").shape == (0, 2)
-    cases = {"three.txt": ("0 1\n1 2 3\n", "line 2: expected two .* 3 field"),
-             "negative.txt": ("-1 2\n", "line 1: expected two .* not non-negative integers"),
-             "float.txt": ("1.0 2\n", "line 1"),
-             "unicode_digit.txt": ("1 \u00b2\n", "line 1"),
-             "huge.txt": ("1 99999999999\n", "line 1"),
-             "binary.txt": (b"\xff\xfe 1 2\n", "line 1: is not UTF-8")}
-    for name, (content, message) in cases.items():
-        target = tmp_path / name
-        target.write_bytes(content if isinstance(content, bytes) else content.encode())
-        with pytest.raises(DataFormatError, match=rf"{name}: {message}"):
-            read_label_pairs(target)
-    with pytest.raises(DataFormatError, match="cannot be read"):
-        read_label_pairs(tmp_path / "missing.txt")
-    with pytest.raises(DataFormatError, match="not a regular file"):
-        read_label_pairs(tmp_path)

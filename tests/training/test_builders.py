@@ -596,3 +596,44 @@ def test_keep_indices_filter_and_dirty_synthetic_data(tmp_path):
         config(tmp_path / "c", data__synthetic_duplicates=0.8)
     with pytest.raises(ConfigError, match="data.synthetic_label_noise"):
         config(tmp_path / "d", data__synthetic_label_noise=1.0)
+
+
+@covers("data.sampler", "data.neighbour_group", "data.neighbour_hard_fraction", "data.neighbour_k",
+        "data.neighbour_source", "data.neighbour_refresh")
+@pytest.mark.parametrize("source", ["head", "embeddings"])
+def test_neighbour_sampler_refreshes_its_graph_at_epoch_starts(tmp_path, monkeypatch, source):
+    from massface.sampling import NeighbourPKSampler
+
+    calls: list[int] = []
+    real = builders.build_identity_graph
+
+    def counting(cfg, model, head, dataset, device):
+        graph = real(cfg, model, head, dataset, device)
+        calls.append(int((graph >= 0).sum()))
+        return graph
+
+    monkeypatch.setattr(builders, "build_identity_graph", counting)
+    keys = dict(data__sampler="neighbour", data__neighbour_group=2, data__neighbour_hard_fraction=0.5,
+                data__neighbour_k=3, data__neighbour_refresh=2, train__steps=7, train__checkpoint_every=4)
+    if source == "embeddings":
+        keys["data__neighbour_source"] = "embeddings"
+    trainer = Trainer(config(tmp_path / "run", **keys), **QUIET)
+    assert isinstance(trainer.sampler, NeighbourPKSampler) and trainer.sampler.group == 2
+    trainer.fit()  # 12 identities / p=4: 3 batches an epoch; epochs 0, 1, 2 start; refresh every 2nd
+    assert calls == [12 * 3, 12 * 3], "epochs 0 and 2, each identity with its 3 nearest"
+    calls.clear()
+    resumed = Trainer(config(tmp_path / "run", **{**keys, "train__steps": 8}), **QUIET)  # from step 7 (epoch 2)
+    assert torch.equal(torch.as_tensor(resumed.sampler.state_dict()["neighbours"]),
+                       torch.as_tensor(trainer.sampler.state_dict()["neighbours"]))
+    resumed.fit()
+    assert calls == [], "the resumed epoch keeps the graph its checkpoint saved"
+    headless = config(tmp_path / "b", data__sampler="neighbour")
+    headless.loss.head.name = None
+    with pytest.raises(ConfigError, match="data.neighbour_source: 'head' needs loss.head.name"):
+        headless.validate()
+    with pytest.raises(ConfigError, match="data.neighbour_group: 5 identities per group"):
+        Trainer(config(tmp_path / "c", data__sampler="neighbour", data__neighbour_group=5), **QUIET)
+    with pytest.raises(ConfigError, match="data.neighbour_hard_fraction"):
+        config(tmp_path / "d", data__neighbour_hard_fraction=2.0)
+    with pytest.raises(ConfigError, match="data.sampler: 'neighbour' lays out P×K batches"):
+        config(tmp_path / "e", data__sampler="neighbour", mining__mode="offline")

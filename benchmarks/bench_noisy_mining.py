@@ -31,7 +31,6 @@ from typing import Any
 
 RUNS = ("batch_hard", "bh_negative_range", "bh_skip_nearest", "bh_same_identity_pairs", "bh_false_negative_gap",
         "semihard", "min_max", "distance_weighted", "bh_neighbour_batches")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def make_miner(run: str, duplicate_pairs: Any, seed: int):
@@ -119,13 +118,11 @@ def train_one(run: str, x: Any, labels: Any, truth: Any, duplicate_pairs: Any, h
 
 
 def summarise(rows: list[dict[str, Any]], key: str) -> tuple[float, float]:
-    import numpy as np
+    """(mean, half-width of the 95 % Student-t interval) of ``key`` over the seeds (NaN half-width for one)."""
+    from massface.evaluation.statistics import mean_interval
 
-    values = np.array([r[key] for r in rows], dtype=np.float64)
-    if values.size < 2:
-        return float(values.mean()), float("nan")
-    half = T_975.get(values.size - 1, 1.96) * values.std(ddof=1) / math.sqrt(values.size)
-    return float(values.mean()), float(half)
+    interval = mean_interval([r[key] for r in rows])
+    return interval.mean, interval.half_width
 
 
 def table(results: list[dict[str, Any]], runs: list[str]) -> str:

@@ -15,6 +15,7 @@ Modules:
 ``ijb``                  IJB-B/C (subpackage: release, alignment, features, templates, identification)
 ``retrieval``            Recall@K, MAP@R, R-precision (faiss)
 ``plots``, ``report``    figures, ``report.md`` / ``results.json``
+``statistics``           over seeds: :func:`mean_interval`, :func:`paired_difference`, :func:`describe_difference`
 ``runner``               deprecated shim of ``models`` + ``embedding`` + ``verification_sets``
 =======================  ==================================================================================
 
@@ -66,6 +67,9 @@ _EXPORTS = {
     "embed_images": "embedding",
     "embed_batch": "embedding",
     "write_report": "report",
+    "mean_interval": "statistics",
+    "paired_difference": "statistics",
+    "describe_difference": "statistics",
     "format_table": "report",
 }
 __all__ = sorted(_EXPORTS)

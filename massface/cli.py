@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("massface.evaluation.cli", "evaluate a checkpoint or ONNX model on verification sets"),
     "convert": ("massface.data.convert", "convert between dataset formats (folder, rec, tfrecord, .bin)"),
     "export-onnx": ("massface.backbones.onnx", "export a backbone checkpoint to ONNX"),
+    "compare": ("massface.training.compare", "a grid of training runs over seeds, with intervals and paired tests"),
     "clean": ("massface.cleaning", "list suspected duplicate identities and mislabelled images of a training set"),
 }
 

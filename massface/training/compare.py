@@ -10,6 +10,13 @@ The grid is a YAML file::
       mining.mode: [online, xbm]
     baseline: {loss.triplet.miner: hardest}  # optional: compared against, seed by seed
     metric: lfw                              # optional: the eval set the comparison sentences use
+    stage1: examples/compare/stage1.yaml     # optional: MassFace's two-stage regime (see below)
+    init_checkpoint: r50/backbone.pth        # optional instead of stage1: start every run from this file
+
+Regimes: from scratch (neither key); two-stage -- the ``stage1`` config (CosFace or softmax pre-training) is
+trained once, into ``DIR/stage1`` with its own seed, and every run fine-tunes from its final checkpoint
+(``model.init_checkpoint``), so all runs share one starting point; or from a pretrained file of the field
+(``init_checkpoint``: arcface_torch, TFace, AdaFace, MagFace, massface -- read by ``load_pretrained``).
 
 Every run is the base config with one combination of axis values and one seed (``seed`` sets the initial
 weights and the data order, so runs of one seed start identically); its ``output_dir`` is
@@ -73,6 +80,8 @@ class CompareGrid:
     baseline: tuple[tuple[str, Any], ...] | None = None
     metric: str | None = None
     runs: tuple[GridRun, ...] = field(default=())
+    stage1: Path | None = None  # two-stage regime: this config is trained once, every run starts from it
+    init_checkpoint: Path | None = None  # or every run starts from this pretrained file
 
 
 def _text(value: Any) -> str:
@@ -105,9 +114,26 @@ def load_grid(path: str | os.PathLike[str]) -> CompareGrid:
         raise ConfigError(f"{where}: not a valid YAML mapping: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with base, seeds and axes")
-    unknown = sorted(set(data) - {"base", "seeds", "axes", "baseline", "metric"})
+    keys = ("base", "seeds", "axes", "baseline", "metric", "stage1", "init_checkpoint")
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (keys: base, seeds, axes, baseline, metric)")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(keys)})")
+    if data.get("stage1") is not None and data.get("init_checkpoint") is not None:
+        raise ConfigError(f"{where}: stage1 and init_checkpoint are two regimes; give one")
+    stage1 = init = None
+    for key in ("stage1", "init_checkpoint"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str):
+                raise ConfigError(f"{where}: {key} must be a path")
+            target = (path.parent / data[key]).resolve()
+            if not target.is_file():
+                raise ConfigError(f"{where}: {key} {target} is not a file")
+            stage1, init = (target, init) if key == "stage1" else (stage1, target)
+    if stage1 is not None:
+        try:
+            load_config(stage1, ["output_dir=/tmp/massface-compare-check"])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: stage1: {err}") from None
     if not isinstance(data.get("base"), str):
         raise ConfigError(f"{where}: base must be the path of a training config")
     base = (path.parent / data["base"]).resolve()
@@ -145,7 +171,7 @@ def load_grid(path: str | os.PathLike[str]) -> CompareGrid:
     metric = data.get("metric")
     if metric is not None and not isinstance(metric, str):
         raise ConfigError(f"{where}: metric must be the name of an eval set")
-    return CompareGrid(base, tuple(seeds), tuple(axes), baseline, metric, runs)
+    return CompareGrid(base, tuple(seeds), tuple(axes), baseline, metric, runs, stage1, init)
 
 
 def _train(base: str, overrides: list[str], out: str) -> dict[str, Any]:
@@ -184,7 +210,16 @@ def run_grid(grid: CompareGrid, out: str | os.PathLike[str], *, jobs: int = 1,
         os.replace(tmp, target)
         log(f"compare: {run.name}: {result['status']} at step {result['step']}, eval {result['eval']}")
 
-    args = [(str(grid.base), run.overrides(), str(out / "runs" / run.name)) for run in todo]
+    start = grid.init_checkpoint
+    if grid.stage1 is not None and todo:
+        stage1_out = out / "stage1"
+        log(f"compare: stage 1 ({grid.stage1}) into {stage1_out}")
+        result = _train(str(grid.stage1), [], str(stage1_out))
+        if result["status"] != "completed":
+            raise ConfigError(f"compare: stage 1 ended {result['status']} at step {result['step']}")
+        start = stage1_out / "checkpoints" / "latest.pt"
+    extra = [f"model.init_checkpoint={json.dumps(str(start))}"] if start is not None else []
+    args = [(str(grid.base), [*run.overrides(), *extra], str(out / "runs" / run.name)) for run in todo]
     if jobs <= 1:
         for run, a in zip(todo, args):
             finish(run, _train(*a))

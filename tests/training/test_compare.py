@@ -84,3 +84,39 @@ def test_unreadable_grids_are_named(tmp_path):
     with pytest.raises(ConfigError, match="bad.yaml: not a valid YAML mapping"):
         load_grid(bad)
     assert main([str(bad), "--out", str(tmp_path / "o")]) == 2
+
+
+@pytest.mark.slow
+def test_two_stage_regime_trains_stage1_once_and_starts_every_run_from_it(tmp_path):
+    stage1 = {**BASE, "loss": {"triplet": {"enabled": False}, "head": {"name": "cosface"}}}
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump(stage1))
+    grid = write(tmp_path, {"seeds": [0, 1], "axes": {"loss.triplet.miner": ["hardest", "min_max"]},
+                            "stage1": "stage1.yaml"})
+    out = tmp_path / "out"
+    assert main([str(grid), "--out", str(out)]) == 0
+    latest = out / "stage1" / "checkpoints" / "latest.pt"
+    assert latest.exists()
+    for run in json.loads((out / "results.json").read_text()):
+        cfg = yaml.safe_load((out / "runs" / run["name"] / "config.yaml").read_text())
+        assert cfg["model"]["init_checkpoint"] == str(latest) and run["status"] == "completed"
+    stamp = latest.stat().st_mtime_ns
+    assert main([str(grid), "--out", str(out)]) == 0
+    assert latest.stat().st_mtime_ns == stamp, "stage 1 is not trained again when every run is finished"
+
+
+def test_pretrained_start_and_regime_errors(tmp_path):
+    import torch
+
+    from massface.backbones import build_backbone
+
+    torch.save(build_backbone("mobilefacenet", 16, input_size=32).state_dict(), tmp_path / "start.pt")
+    grid = load_grid(write(tmp_path, {"seeds": [0], "init_checkpoint": "start.pt"}))
+    assert grid.init_checkpoint == (tmp_path / "start.pt").resolve() and grid.stage1 is None
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump(BASE))
+    with pytest.raises(ConfigError, match="stage1 and init_checkpoint are two regimes"):
+        load_grid(write(tmp_path, {"seeds": [0], "init_checkpoint": "start.pt", "stage1": "stage1.yaml"}))
+    with pytest.raises(ConfigError, match="stage1 .*missing.yaml is not a file"):
+        load_grid(write(tmp_path, {"seeds": [0], "stage1": "missing.yaml"}))
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump({**BASE, "train": {"steps": -1}}))
+    with pytest.raises(ConfigError, match="stage1: .*train.steps"):
+        load_grid(write(tmp_path, {"seeds": [0], "stage1": "broken.yaml"}))

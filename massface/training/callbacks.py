@@ -164,9 +164,14 @@ class CollapseAlarm(Callback):
         trainer.log(message)
 
 
+EVAL_FARS: tuple[float, ...] = (1e-3, 1e-4)
+"""The FARs every training evaluation reads TAR at (``metrics.jsonl``'s ``eval_detail``)."""
+
+
 class Evaluation(Callback):
     """Verification accuracy on ``eval.sets`` every ``eval.every`` steps (the final evaluation is ``fit``'s);
-    rank 0 evaluates, the others wait."""
+    rank 0 evaluates, the others wait. ``metrics.jsonl`` gets ``eval`` (set -> accuracy) and ``eval_detail``
+    (set -> accuracy, TAR at :data:`EVAL_FARS` (10-fold, insightface's VAL) and the pooled ROC's AUC)."""
 
     def __init__(self, cfg: EvalConfig, max_pixels: int) -> None:
         self.cfg, self.max_pixels = cfg, max_pixels
@@ -186,12 +191,15 @@ class Evaluation(Callback):
             for entry in self.cfg.sets:
                 p = Path(entry)
                 paths.update(find_bins(p) if p.is_dir() else {p.stem: p})
+            detail: dict[str, dict[str, float]] = {}
             with eval_mode(trainer.model, no_grad=False):
                 for name, path in paths.items():
                     r = evaluate_bin(trainer.model, path, flip=self.cfg.flip, batch_size=self.cfg.batch_size,
-                                     device=trainer.device, max_pixels=self.max_pixels)
+                                     device=trainer.device, max_pixels=self.max_pixels, far_targets=EVAL_FARS)
                     results[name] = float(r.accuracy)
-            trainer.metrics.append({"step": trainer.step, "eval": results})
+                    detail[name] = {"accuracy": float(r.accuracy), "auc": float(r.auc),
+                                    **{f"tar@{far:g}": float(r.tar_at_far[far]) for far in EVAL_FARS}}
+            trainer.metrics.append({"step": trainer.step, "eval": results, "eval_detail": detail})
             trainer.log(f"step {trainer.step} eval " + " ".join(f"{k} {100 * v:.2f}%" for k, v in results.items()))
         mfdist.barrier()
         return results

@@ -449,7 +449,8 @@ def test_eval_keys(tmp_path, monkeypatch):
     seen = []
 
     class Result:
-        accuracy = 0.5
+        accuracy, auc = 0.5, 0.75
+        tar_at_far = {1e-3: 0.25, 1e-4: 0.125}
 
     def fake_evaluate_bin(model, path, **kwargs):
         seen.append((Path(path).name, kwargs))
@@ -464,7 +465,12 @@ def test_eval_keys(tmp_path, monkeypatch):
     assert result["eval"] == {"lfw": 0.5}
     assert len(seen) == 2, "eval.every = 2 in a 4-step run: at step 2, and at the end"
     assert all(name == "lfw.bin" and kw["batch_size"] == 7 and kw["flip"] is False and kw["max_pixels"] == 10_000
-               for name, kw in seen)
+               and kw["far_targets"] == (1e-3, 1e-4) for name, kw in seen)
+    import json
+
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    detail = [r["eval_detail"] for r in records if "eval_detail" in r]
+    assert detail[-1] == {"lfw": {"accuracy": 0.5, "auc": 0.75, "tar@0.001": 0.25, "tar@0.0001": 0.125}}
 
 
 

@@ -43,6 +43,9 @@ def test_grid_runs_skips_finished_runs_and_reports(tmp_path, capsys):
     assert all(r["status"] == "completed" and r["step"] == 2 and "lfw" in r["eval"] for r in results)
     report = (out / "report.md").read_text()
     assert "| loss.triplet.miner=hardest |" in report and " ± " in report
+    for measure in ("**accuracy**", "**auc**", "**tar@0.001**", "**tar@0.0001**"):
+        assert measure in report
+    assert set(results[0]["metrics"]["lfw"]) == {"accuracy", "auc", "tar@0.001", "tar@0.0001"}
     assert "- loss.triplet.miner=min_max vs loss.triplet.miner=hardest, lfw:" in report
     stamp = (out / "runs" / results[0]["name"] / "result.json").stat().st_mtime_ns
     capsys.readouterr()

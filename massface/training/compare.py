@@ -277,9 +277,45 @@ def write_compare_report(grid: CompareGrid, results: Sequence[dict[str, Any]], o
                        if s in r["eval"] and r["values"] == {**rows[0]["values"], **dict(grid.baseline)}}
                 if own and set(own) == set(ref):
                     lines.append("- " + describe_difference(name, base_name, paired_difference(own, ref), s))
+    figure = _plot_distances(grid, configs, Path(out))
+    if figure is not None:
+        lines += ["", f"Held-out distance distributions ({figure[1]}, seed {grid.seeds[0]} of each configuration):",
+                  "", f"![distances]({figure[0].name})"]
     path = Path(out) / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _plot_distances(grid: CompareGrid, configs: dict[str, list[dict[str, Any]]],
+                    out: Path) -> tuple[Path, str] | None:
+    """``distances.png``: the held-out pair distances of each configuration's first-seed model on the grid's
+    ``metric`` set (else the first eval set), side by side on shared axes; None without eval sets."""
+    from massface.backbones import load_pretrained
+    from massface.evaluation import evaluate_bin, find_bins, plot_distance_distributions
+    from massface.training.config import load_config
+
+    cfg = load_config(grid.base, ["output_dir=/tmp/massface-compare-check"])
+    sets: dict[str, Path] = {}
+    for entry in cfg.eval.sets:
+        p = Path(entry)
+        sets.update(find_bins(p) if p.is_dir() else {p.stem: p})
+    if not sets:
+        return None
+    name = grid.metric if grid.metric in sets else next(iter(sets))
+    evaluations = {}
+    for config, rows in configs.items():
+        first = next((r for r in rows if r["seed"] == grid.seeds[0]), rows[0])
+        checkpoint = out / "runs" / first["name"] / "checkpoints" / "latest.pt"
+        if checkpoint.exists():
+            model = load_pretrained(checkpoint)
+            evaluations[config] = evaluate_bin(model, sets[name], flip=cfg.eval.flip, batch_size=cfg.eval.batch_size)
+    if not evaluations:
+        return None
+    path = out / "distances.png"
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_distance_distributions(evaluations, path, title=f"held-out {name}"))
+    return path, name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

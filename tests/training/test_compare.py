@@ -46,6 +46,7 @@ def test_grid_runs_skips_finished_runs_and_reports(tmp_path, capsys):
     for measure in ("**accuracy**", "**auc**", "**tar@0.001**", "**tar@0.0001**"):
         assert measure in report
     assert set(results[0]["metrics"]["lfw"]) == {"accuracy", "auc", "tar@0.001", "tar@0.0001"}
+    assert "![distances](distances.png)" in report and (out / "distances.png").stat().st_size > 10_000
     assert "- loss.triplet.miner=min_max vs loss.triplet.miner=hardest, lfw:" in report
     stamp = (out / "runs" / results[0]["name"] / "result.json").stat().st_mtime_ns
     capsys.readouterr()

@@ -56,6 +56,9 @@ __all__ = [
 
 IndexTuple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
+_PERCENTILES = (10, 50, 90)
+"""Percentiles of d_ap and d_an the miners' statistics report (``d_ap_p10`` ... ``d_an_p90``)."""
+
 DEFAULT_MARGIN = 0.25
 """The one default triplet margin of every miner and of ``TripletLoss``: MassFace's alpha (its argparse default;
 the Feb-2019 code had 0.2), for squared Euclidean distances of unit vectors (d ∈ [0, 4])."""
@@ -150,7 +153,8 @@ class TripletMiner(BaseMiner):
 
     After each call the module holds statistics of the mined set: ``num_triplets``, ``active_fraction``
     (share with positive hinge d_ap − d_an + m > 0), ``mean_d_ap`` and ``mean_d_an`` (see :attr:`stats`;
-    computed on first access, so a caller that does not log them pays nothing); with ground truth given to
+    computed on first access, so a caller that does not log them pays nothing), ``hard_fraction`` (share with
+    d_an < d_ap) and the 10th / 50th / 90th percentiles ``d_ap_p10`` ... ``d_an_p90``; with ground truth given to
     ``forward`` (``true_labels=``), also ``false_negative_fraction``: the share of mined triplets whose
     negative is truly the anchor's identity.
 
@@ -391,7 +395,9 @@ class TripletMiner(BaseMiner):
     def _compute_stats(self) -> dict[str, float]:
         last = getattr(self, "_last", None)
         if last is None or last[1].numel() == 0:
-            return {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"), "mean_d_an": float("nan")}
+            nan = float("nan")
+            return {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": nan, "mean_d_an": nan,
+                    "hard_fraction": 0.0, **{f"{w}_p{q}": nan for w in ("d_ap", "d_an") for q in _PERCENTILES}}
         D, a, p, n = last
         row = a * D.shape[1]
         d_ap, d_an = D.take(row + p), D.take(row + n)
@@ -402,7 +408,12 @@ class TripletMiner(BaseMiner):
             "active_fraction": float(active.float().mean()),
             "mean_d_ap": sign * float(d_ap.mean()),
             "mean_d_an": sign * float(d_an.mean()),
+            "hard_fraction": float((d_an < d_ap).float().mean()),  # the negative is closer than the positive
         }
+        levels = torch.tensor([q / 100 for q in _PERCENTILES], dtype=d_ap.dtype, device=d_ap.device)
+        for what, values in (("d_ap", sign * d_ap), ("d_an", sign * d_an)):
+            for q, value in zip(_PERCENTILES, torch.quantile(values, levels).tolist()):
+                out[f"{what}_p{q}"] = value
         truth = getattr(self, "_truth", None)
         if truth is not None:
             out["false_negative_fraction"] = float((truth[0][a] == truth[1][n]).float().mean())

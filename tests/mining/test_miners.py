@@ -221,7 +221,8 @@ def test_pml_contract_and_wrappers():
     miner(embed(6), y)
     assert miner.num_triplets == 6
     stats = miner.stats
-    assert set(stats) == {"num_triplets", "active_fraction", "mean_d_ap", "mean_d_an"}
+    assert set(stats) == {"num_triplets", "active_fraction", "mean_d_ap", "mean_d_an", "hard_fraction",
+                          *(f"{w}_p{q}" for w in ("d_ap", "d_an") for q in (10, 50, 90))}
     assert 0.0 <= stats["active_fraction"] <= 1.0
 
 
@@ -303,3 +304,25 @@ def test_miner_self_index_argument_is_checked():
     with pytest.raises(ValueError, match="self_index"):
         miner(e, y, ref, torch.cat([y, y]), self_index=torch.arange(3))
     assert np.isfinite(miner.stats["mean_d_ap"])
+
+
+def test_stats_report_hardness_and_distance_percentiles():
+    import numpy as np
+
+    from massface.distances import dissimilarity_matrix
+    from massface.mining import BatchAllMiner
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, 6, generator=g, dtype=torch.float64), torch.arange(20) % 5
+    miner = BatchAllMiner(margin=0.5)
+    a, p, n = miner(x, y)
+    D = dissimilarity_matrix(miner.distance, x, x)
+    d_ap, d_an = D[a, p].numpy(), D[a, n].numpy()
+    stats = miner.stats
+    assert stats["hard_fraction"] == pytest.approx(float((d_an < d_ap).mean()))
+    for q in (10, 50, 90):
+        assert stats[f"d_ap_p{q}"] == pytest.approx(float(np.percentile(d_ap, q)))
+        assert stats[f"d_an_p{q}"] == pytest.approx(float(np.percentile(d_an, q)))
+    empty = BatchAllMiner(margin=0.0)
+    empty(x[:1], y[:1])
+    assert empty.stats["hard_fraction"] == 0.0 and np.isnan(empty.stats["d_an_p50"])

@@ -43,6 +43,7 @@ def _objective(gather: bool):
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         x, y = _data()
@@ -54,6 +55,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         loss.backward()
         torch.save({"loss": loss.detach(), "num_triplets": objective.miner.num_triplets,
                     "grads": [p.grad for p in model.parameters()]}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears its group down while the other still talks to it
+        del model, loss, emb  # the DDP reducer's threads end before the group goes ("terminate called ...")
     finally:
         dist.destroy_process_group()
 

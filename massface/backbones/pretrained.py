@@ -476,14 +476,21 @@ class _Layout:
     centres: tuple[str, Tensor] | None = None  # (key in the file, C x D class centres) of the file's head
 
 
-def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike, family: str = "arcface_torch iresnet") -> _Layout:
-    counts: dict[int, int] = {}
+def _units_per_stage(state: Mapping[str, Tensor], pattern: re.Pattern[str],
+                     stages: tuple[int, ...]) -> tuple[int, ...]:
+    """Units of each stage, counted from keys ``pattern`` matches as (stage, unit index): 1 + the largest index
+    (0 for a stage without keys). O(keys)."""
+    counts = dict.fromkeys(stages, 0)
     for key in state:
-        found = _AF_BLOCK.match(key)
-        if found:
-            stage, index = int(found.group(1)), int(found.group(2))
-            counts[stage] = max(counts.get(stage, 0), index + 1)
-    blocks = tuple(counts.get(stage, 0) for stage in (1, 2, 3, 4))
+        found = pattern.match(key)
+        if found and int(found.group(1)) in counts:
+            stage = int(found.group(1))
+            counts[stage] = max(counts[stage], int(found.group(2)) + 1)
+    return tuple(counts[stage] for stage in stages)
+
+
+def _arcface_iresnet(state: Mapping[str, Tensor], path: PathLike, family: str = "arcface_torch iresnet") -> _Layout:
+    blocks = _units_per_stage(state, _AF_BLOCK, (1, 2, 3, 4))
     if 0 in blocks:
         raise CheckpointError(path, f"{family} without blocks in layer{blocks.index(0) + 1}")
     fc = state["fc.weight"]
@@ -508,13 +515,7 @@ def _arcface_mbf(state: Mapping[str, Tensor], path: PathLike) -> _Layout:
     if "layers.1.layers.0.weight" not in state:
         raise CheckpointError(path, "arcface_torch MobileFaceNet with residual units in its first stage "
                                     "(blocks[0] > 1, e.g. mbf_large) has no massface counterpart")
-    counts = {3: 0, 5: 0, 7: 0}
-    for key in state:
-        found = _AF_MBF_RESIDUAL.match(key)
-        if found:
-            layer = int(found.group(1))
-            counts[layer] = max(counts[layer], int(found.group(2)) + 1)
-    residuals = (counts[3], counts[5], counts[7])
+    residuals = _units_per_stage(state, _AF_MBF_RESIDUAL, (3, 5, 7))
     width = int(state["layers.0.layers.0.weight"].shape[0])
     stem_groups = width // max(1, int(state["layers.1.layers.0.weight"].shape[1]))
     embedding_size = int(state["features.layers.2.weight"].shape[0])
@@ -626,13 +627,7 @@ def _tface_mobilefacenet(state: Mapping[str, Tensor], path: PathLike) -> _Layout
         raise CheckpointError(path, f"{family}: output_layer.bn1 / output_layer.bn2 without output_layer.linear is "
                                     "TFace's output_name='GNAP' (global norm-aware pooling), which has no massface "
                                     "counterpart (massface's MobileFaceNet ends in the GDC head)")
-    counts = {3: 0, 4: 0, 5: 0}
-    for key in state:
-        found = _TF_MFN_RESIDUAL.match(key)
-        if found:
-            stage = int(found.group(1))
-            counts[stage] = max(counts[stage], int(found.group(2)) + 1)
-    residuals = (counts[3], counts[4], counts[5])
+    residuals = _units_per_stage(state, _TF_MFN_RESIDUAL, (3, 4, 5))
     options = _tface_gdc(state, path, family, "output_layer")
     zoo = "mobilefacenet" if residuals == (4, 6, 2) else f"MobileFaceNet(residuals={residuals})"
     name = _options_name(zoo, options)

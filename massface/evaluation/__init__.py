@@ -14,8 +14,12 @@ Modules:
 ``verification_sets``    the ``.bin`` sets and LFW ``pairs.txt``: :func:`evaluate_bin`, :func:`find_bins`, ...
 ``ijb``                  IJB-B/C (subpackage: release, alignment, features, templates, identification)
 ``retrieval``            Recall@K, MAP@R, R-precision (faiss)
+``all_pairs``            all-to-all 1:1: exact streamed ROC of all N(N-1)/2 pairs, TPR at FAR down to 1e-6
 ``plots``, ``report``    figures, ``report.md`` / ``results.json``
 ``statistics``           over seeds: :func:`mean_interval`, :func:`paired_difference`, :func:`describe_difference`
+``fairness``             per-group accuracy, SER, one global FMR threshold: :func:`evaluate_groups`; RFW / BFW readers
+``quality``              error-versus-discard curves, pAUC: :func:`error_vs_discard`; feature-norm / file qualities
+``tinyface``             TinyFace closed-set rank-1/5/20: :func:`evaluate_tinyface`, :func:`tinyface_cmc`
 ``runner``               deprecated shim of ``models`` + ``embedding`` + ``verification_sets``
 =======================  ==================================================================================
 
@@ -52,9 +56,14 @@ _EXPORTS = {
     "read_ijb": "ijb",
     "extract_ijb_features": "ijb",
     "retrieval_metrics": "retrieval",
+    "all_pairs_roc": "all_pairs",
+    "AllPairsROC": "all_pairs",
     "plot_distance_distribution": "plots",
     "plot_distance_distributions": "plots",
     "plot_roc": "plots",
+    "plot_triplet_grid": "plots",
+    "plot_seed_bands": "plots",
+    "plot_grouped_shares": "plots",
     "KNOWN_SETS": "verification_sets",
     "evaluate_bin": "verification_sets",
     "evaluate_bins": "verification_sets",
@@ -71,6 +80,30 @@ _EXPORTS = {
     "paired_difference": "statistics",
     "describe_difference": "statistics",
     "format_table": "report",
+    "GroupEvaluation": "fairness",
+    "GroupedPairs": "fairness",
+    "evaluate_groups": "fairness",
+    "evaluate_group_distances": "fairness",
+    "threshold_at_fmr": "fairness",
+    "pair_groups_from_images": "fairness",
+    "read_pair_groups": "fairness",
+    "read_rfw_pairs": "fairness",
+    "read_bfw_pairs": "fairness",
+    "format_group_table": "fairness",
+    "format_quality_table": "quality",
+    "ErrorDiscardCurve": "quality",
+    "error_vs_discard": "quality",
+    "feature_norms": "quality",
+    "bin_feature_norms": "quality",
+    "read_quality_scores": "quality",
+    "plot_group_roc": "plots",
+    "plot_error_vs_discard": "plots",
+    "TinyFaceSet": "tinyface",
+    "TinyFaceEvaluation": "tinyface",
+    "read_tinyface": "tinyface",
+    "tinyface_cmc": "tinyface",
+    "evaluate_tinyface": "tinyface",
+    "format_tinyface": "tinyface",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,19 @@ Examples::
     massface eval --model model.onnx --data-dir faces_webface_112x112 --out eval-out
     massface eval --model ckpt.pt --backbone mobilefacenet --data-dir data --sets lfw,cfp_fp --thresholds exact
     massface eval --model model.onnx --ijb /data/IJB_release/IJBC --out eval-ijbc
+    massface eval --model model.onnx --tinyface /data/tinyface/Testing_Set --out eval-tinyface   # rank-1/5/20
 
 Writes ``report.md``, ``results.json`` and PNG/SVG plots into ``--out`` and prints a table.
+
+Fairness and quality (both read at the first ``--far``)::
+
+    massface eval --model m.onnx --data-dir rfw --sets African_test,Asian_test,Caucasian_test,Indian_test --groups sets
+    massface eval --model m.onnx --data-dir data --sets lfw --groups lfw_groups.txt   # one label per pair
+    massface eval --model m.onnx --data-dir data --quality norm        # or --quality scores.txt (one per image)
+
+``--groups`` adds a ``groups`` entry (per-group accuracy, SER, TPR/FPR at one global threshold;
+:mod:`massface.evaluation.fairness`) and ``--quality`` a ``quality`` entry (error-versus-discard curves;
+:mod:`massface.evaluation.quality`) to ``results.json``, with their sections and plots in ``report.md``.
 """
 
 from __future__ import annotations
@@ -59,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     flip.add_argument("--no-flip", dest="flip", action="store_false", help="force flip test off")
     p.add_argument("--far", type=_floats, default=[1e-3], help="FARs for TAR@FAR (default: 1e-3)")
     p.add_argument("--folds", dest="n_folds", type=int, default=10, help="number of folds, n_folds (default: 10)")
+    p.add_argument("--groups", metavar="FILE|sets",
+                   help="fairness table (per-group accuracy, SER, TPR/FPR at one global threshold at the first "
+                        "--far): FILE = one group label per pair of the one evaluated set, in its pair order ('-' = "
+                        "no group, '#' comments); 'sets' = each evaluated set is one group (RFW as TFace's "
+                        "African_test.bin ... via --sets)")
+    p.add_argument("--quality", metavar="norm|FILE",
+                   help="error-versus-discard curve at the first --far: 'norm' = feature norm of the raw model "
+                        "output (MagFace/AdaFace; one extra forward pass per image), FILE = one quality score per "
+                        "image of the one evaluated set, in its image order (pair k = images 2k, 2k+1)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images whose header announces more pixels (default: 40,000,000)")
@@ -70,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ijb-preset", choices=("insightface", "tface"), default="insightface",
                    help="per-image feature flags: insightface = flip-sum, raw norm, x faceness; tface = none")
     p.add_argument("--ijb-far", type=_floats, default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    p.add_argument("--tinyface", metavar="DIR",
+                   help="TinyFace test split (DIR holding Probe/, Gallery_Match/, Gallery_Distractor/, or its "
+                        "Testing_Set/): closed-set rank-1/5/20 (massface.evaluation.tinyface)")
+    p.add_argument("--tinyface-size", type=int, default=112, metavar="S",
+                   help="TinyFace images are resized to S x S for the model (default: %(default)s)")
     return p
 
 
@@ -103,12 +128,115 @@ def _run_ijb(model: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return result
 
 
+def _read_groups_quality(args: argparse.Namespace, names: list[str]) -> tuple[Any, Any]:
+    """``--groups`` / ``--quality`` read and checked against the sets to evaluate, before any embedding.
+
+    Returns ``(groups, quality)``: ``None``, ``"sets"`` or the per-pair labels; ``None``, ``"norm"`` or the
+    per-image scores. ValueError (a DataFormatError naming file and line for a bad file) otherwise.
+    """
+    from massface.evaluation.fairness import read_pair_groups
+    from massface.evaluation.quality import read_quality_scores
+
+    groups: Any = None
+    quality: Any = None
+    if args.groups is not None:
+        if args.groups == "sets":
+            if len(names) < 2:
+                raise ValueError(f"--groups sets makes each evaluated set one group and needs at least two; got {names}")
+            groups = "sets"
+        elif len(names) != 1:
+            raise ValueError(f"--groups FILE labels the pairs of one set, but {len(names)} sets are evaluated "
+                             f"({names}); name one with --sets, or use --groups sets")
+        else:
+            groups = read_pair_groups(args.groups)
+    if args.quality is not None:
+        if args.quality == "norm":
+            quality = "norm"
+        elif len(names) != 1:
+            raise ValueError(f"--quality FILE scores the images of one set, but {len(names)} sets are evaluated "
+                             f"({names}); name one with --sets, or use --quality norm")
+        else:
+            quality = read_quality_scores(args.quality)
+    return groups, quality
+
+
+def _run_groups_quality(model: Any, args: argparse.Namespace, bins: dict[str, Path], results: dict[str, Any],
+                        groups: Any, quality: Any, out: Path) -> tuple[dict[str, Any], list[str]]:
+    """The ``--groups`` table and the ``--quality`` curves from the evaluated sets' distances: the JSON entries
+    and the report.md lines to add (plots written to ``out`` unless ``--no-plots``)."""
+    import numpy as np
+
+    extra: dict[str, Any] = {}
+    md: list[str] = []
+    far = float(args.far[0]) if args.far else 1e-3
+    if groups is not None:
+        from massface.evaluation.fairness import evaluate_group_distances, format_group_table
+        from massface.evaluation.plots import plot_group_roc
+
+        if groups == "sets":
+            d = np.concatenate([r.distances for r in results.values()])
+            y = np.concatenate([r.issame for r in results.values()])
+            labels = [name for name, r in results.items() for _ in range(r.num_pairs)]
+        else:
+            (name, r), = results.items()
+            if len(groups) != r.num_pairs:
+                raise ValueError(f"{args.groups}: {len(groups)} group labels for the {r.num_pairs} pairs of {name} "
+                                 "(one label per pair, in the set's pair order)")
+            d, y, labels = r.distances, r.issame, groups
+        g = evaluate_group_distances(d, y, labels, far=far, n_folds=args.n_folds, thresholds=args.thresholds)
+        print(format_group_table(g, markdown=False))
+        extra["groups"] = {"source": args.groups, **g.summary()}
+        md += ["## Groups", "", format_group_table(g), "",
+               "Per-group accuracy: the 10-fold protocol on each group's pairs; SER = max error / min error; "
+               "TPR/FPR at one global threshold chosen on all pairs for the FMR target.", ""]
+        if not args.no_plots:
+            plot_group_roc(g, out / "group_roc", formats=("png", "svg"))
+            md += ["![ROC per group](group_roc.png)", ""]
+    if quality is not None:
+        from massface.evaluation.plots import plot_error_vs_discard
+        from massface.evaluation.quality import error_vs_discard, feature_norms, format_quality_table
+
+        curves = {}
+        for name, r in results.items():
+            if isinstance(quality, str):  # "norm"
+                q = feature_norms(model, _set_images(args, bins, name), batch_size=args.batch_size,
+                                  device=args.device, progress=not args.quiet)
+            else:
+                q = quality
+                if q.size != 2 * r.num_pairs:
+                    raise ValueError(f"{args.quality}: {q.size} quality scores for the {2 * r.num_pairs} images of "
+                                     f"{name} (one per image, in the set's image order)")
+            curves[name] = error_vs_discard(r.distances, r.issame, q[0::2], q[1::2], fmr=far)
+        print(format_quality_table(curves, markdown=False))
+        extra["quality"] = {"source": args.quality, "sets": {n: c.summary() for n, c in curves.items()}}
+        md += ["## Error versus discard", "", format_quality_table(curves), "",
+               f"Quality: {args.quality}; pair quality = min of its two images; threshold fixed once on all pairs at "
+               f"FMR <= {far:g}; FNMR of the remaining genuine pairs as the lowest-quality pairs are discarded; "
+               "pAUC up to the limit, normalised by the random-discard baseline FNMR(0) · limit.", ""]
+        if not args.no_plots:
+            plot_error_vs_discard(curves, out / "error_vs_discard", formats=("png", "svg"))
+            md += ["![error versus discard](error_vs_discard.png)", ""]
+    return extra, md
+
+
+def _set_images(args: argparse.Namespace, bins: dict[str, Path], name: str) -> Any:
+    """The decoded images of an evaluated set, re-read for ``--quality norm``."""
+    kw = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    if name in bins:
+        from massface.data.verification import read_bin
+
+        return read_bin(bins[name], **kw)[0]
+    from massface.data.verification import read_lfw_pairs
+
+    return read_lfw_pairs(args.lfw_pairs, args.lfw_root, ext=args.lfw_ext, **kw)[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``massface eval``; returns the process exit code."""
     args = build_parser().parse_args(None if argv is None else list(argv))
-    if args.data_dir is None and args.ijb is None and args.lfw_pairs is None:
-        print("massface eval: give --data-dir (verification .bin sets), --lfw-pairs/--lfw-root and/or --ijb",
-              file=sys.stderr)
+    if args.data_dir is None and args.ijb is None and args.lfw_pairs is None and args.tinyface is None:
+        print("massface eval: give --data-dir (verification .bin sets), --lfw-pairs/--lfw-root, --ijb and/or "
+              "--tinyface", file=sys.stderr)
         return 2
     if (args.lfw_pairs is None) != (args.lfw_root is None):
         print("massface eval: --lfw-pairs and --lfw-root go together", file=sys.stderr)
@@ -128,6 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data_dir is not None:
             sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None
             bins = find_bins(args.data_dir, sets)
+        group_spec, quality_spec = _read_groups_quality(
+            args, [*bins, *(["lfw_pairs"] if args.lfw_pairs is not None else [])])
+        tinyface = None
+        if args.tinyface is not None:  # listed and checked before any embedding
+            from massface.evaluation.tinyface import read_tinyface
+
+            tinyface = read_tinyface(args.tinyface)
     except (FileNotFoundError, ValueError) as exc:
         print(f"massface eval: {exc}", file=sys.stderr)
         return 2
@@ -147,6 +282,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"massface eval: {exc}", file=sys.stderr)
         return 1
+    try:
+        extra_json, extra_md = _run_groups_quality(model, args, bins, results, group_spec, quality_spec, out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"massface eval: {exc}", file=sys.stderr)
+        return 1
+    if tinyface is not None:  # --tinyface: its rank-k row joins results.json and report.md
+        from massface.evaluation.tinyface import evaluate_tinyface, format_tinyface
+
+        try:
+            tf = evaluate_tinyface(model, tinyface, image_size=args.tinyface_size, flip=args.flip,
+                                   variant=args.variant, batch_size=args.batch_size, device=args.device,
+                                   progress=not args.quiet, max_pixels=args.max_pixels)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"massface eval: {exc}", file=sys.stderr)
+            return 1
+        print("TinyFace closed-set identification\n" + format_tinyface(tf))
+        extra_json["tinyface"] = {"source": args.tinyface, **tf.summary()}
+        extra_md += ["## TinyFace", "", format_tinyface(tf, markdown=True), "",
+                     f"Closed-set CMC: every probe searched in Gallery_Match + Gallery_Distractor by cosine; images "
+                     f"resized to {tf.image_size[0]}x{tf.image_size[1]}, flip {'on' if tf.flip else 'off'}; "
+                     "labels from the file names, distractors never match (AdaFace's protocol).", ""]
     meta = {
         "model": str(args.model),
         "backbone": args.backbone,
@@ -164,6 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(results))
     written = write_report(results, out, title=f"massface eval: {Path(args.model).name}", meta=meta,
                            plots=not args.no_plots)
+    if extra_json:  # --groups / --quality: their tables join results.json and report.md
+        payload = json.loads(written["results"].read_text())
+        payload.update(extra_json)
+        written["results"].write_text(json.dumps(payload, indent=2, default=str))
+        with open(written["report"], "a", encoding="utf-8") as fh:
+            fh.write("\n".join(extra_md) + "\n")
     print(f"wrote {written['report']} and {written['results']}")
     return 0
 

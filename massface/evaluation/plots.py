@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from massface.evaluation.verification import PairEvaluation
 
-__all__ = ["plot_distance_distribution", "plot_distance_distributions", "plot_roc", "save_figure"]
+__all__ = ["plot_distance_distribution", "plot_distance_distributions", "plot_grouped_shares", "plot_roc", "plot_seed_bands",
+           "plot_triplet_grid", "plot_group_roc", "plot_error_vs_discard", "save_figure"]
 
 _FORMATS = ("png", "svg")
 
@@ -203,6 +204,253 @@ def plot_roc(
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or kind.upper())
     ax.legend(loc="lower right" if kind == "roc" else "upper right", fontsize="small")
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_triplet_grid(
+    thumbnails: Sequence[Any],
+    triplets: Mapping[str, Any],
+    groups: Mapping[str, Sequence[int]],
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> Figure:
+    """Mined triplets as images: for each group (e.g. ``hardest``, ``random``, ``false negatives``) three rows --
+    anchors, positives, negatives -- with one column per triplet, captioned with d_ap and d_an.
+
+    Args:
+        thumbnails: the images the triplets index (uint8 / float, HWC RGB or HW grey).
+        triplets: arrays ``a``, ``p``, ``n`` (indices into ``thumbnails``), ``d_ap``, ``d_an``; optional
+            ``false_negative`` (bool), which marks a negative that is truly the anchor's identity in red.
+        groups: group name -> positions into the triplet arrays (empty groups are left out).
+    """
+    groups = {name: np.asarray(list(idx), dtype=np.int64) for name, idx in groups.items() if len(idx)}
+    if not groups:
+        raise ValueError("plot_triplet_grid needs at least one non-empty group of triplets")
+    a, p, n = (np.asarray(triplets[k], dtype=np.int64) for k in ("a", "p", "n"))
+    d_ap, d_an = np.asarray(triplets["d_ap"], dtype=float), np.asarray(triplets["d_an"], dtype=float)
+    fn = triplets.get("false_negative")
+    for name, idx in groups.items():
+        if idx.min() < 0 or idx.max() >= a.size:
+            raise ValueError(f"plot_triplet_grid: group {name!r} indexes triplet {int(idx.max())} of {a.size}")
+    used = np.concatenate([np.concatenate([a[i], p[i], n[i]]) for i in groups.values()])
+    if used.size and (used.min() < 0 or used.max() >= len(thumbnails)):
+        raise ValueError(f"plot_triplet_grid: a triplet indexes image {int(used.max())} of {len(thumbnails)}")
+    cols = max(idx.size for idx in groups.values())
+    fig = _new_figure(1.0 * cols + 0.9, 1.2 * 3 * len(groups) + 0.4)
+    fig.set_dpi(72)  # thumbnails near their own size: a grid of 72 face crops stays a few hundred KB
+    axes = fig.subplots(3 * len(groups), cols, squeeze=False)
+    for g, (name, idx) in enumerate(groups.items()):
+        for r, (role, which) in enumerate((("anchor", a), ("positive", p), ("negative", n))):
+            row = axes[3 * g + r]
+            for c, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c >= idx.size:
+                    ax.set_visible(False)
+                    continue
+                t = idx[c]
+                image = np.asarray(thumbnails[int(which[t])])
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+                if r == 2:
+                    false_negative = fn is not None and bool(np.asarray(fn)[t])
+                    ax.set_xlabel(f"d_ap {d_ap[t]:.3g}\nd_an {d_an[t]:.3g}" + ("\nsame person" if false_negative
+                                                                               else ""),
+                                  fontsize=7, color="tab:red" if false_negative else "black")
+                    if false_negative:
+                        for spine in ax.spines.values():
+                            spine.set_color("tab:red")
+                            spine.set_linewidth(2)
+            row[0].set_ylabel(f"{name}\n{role}" if r == 0 else role, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_seed_bands(
+    series: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+    panels: Sequence[tuple[str, str]],
+    path: str | Path | None = None,
+    *,
+    columns: int = 3,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> Figure:
+    """Curves over training steps with bands over seeds: one panel per ``(key, title)`` of ``panels``, one line
+    per entry of ``series`` (configuration -> one list of ``{"step": s, key: value}`` records per seed) at the
+    mean over seeds, with a band from the smallest to the largest seed. A step is drawn where every seed has a
+    finite value; a key no configuration has leaves its panel out.
+
+    Cost: O(total records) per panel."""
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    drawn = []
+    for key, label in panels:
+        lines = {}
+        for name, seeds in series.items():
+            by_step: dict[float, list[float]] = {}
+            for records in seeds:
+                for r in records:
+                    value = r.get(key)
+                    if isinstance(value, (int, float)) and np.isfinite(value):
+                        by_step.setdefault(float(r["step"]), []).append(float(value))
+            steps = sorted(s for s, v in by_step.items() if len(v) == len(seeds))
+            if steps:
+                values = np.array([by_step[s] for s in steps])
+                lines[name] = (np.array(steps), values.mean(axis=1), values.min(axis=1), values.max(axis=1))
+        if lines:
+            drawn.append((label, lines))
+    if not drawn:
+        raise ValueError("plot_seed_bands: no panel has data (keys: " + ", ".join(k for k, _ in panels) + ")")
+    cols = min(columns, len(drawn))
+    rows = -(-len(drawn) // cols)
+    fig = _new_figure(4.4 * cols, 3.1 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(series)}
+    for ax, (label, lines) in zip(axes.ravel(), drawn):
+        for name, (steps, mean, low, high) in lines.items():
+            ax.plot(steps, mean, color=colours[name], label=str(name), linewidth=1.4,
+                    marker="o" if len(steps) < 3 else None, markersize=3)
+            ax.fill_between(steps, low, high, color=colours[name], alpha=0.18, linewidth=0)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(drawn):]:
+        ax.set_visible(False)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_grouped_shares(
+    shares: Mapping[str, Sequence[Sequence[float]]],
+    bins: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    formats: Sequence[str] | None = None,
+) -> Figure:
+    """A histogram per configuration as grouped bars: ``shares`` maps a configuration to one list of bin shares
+    per seed (``len(bins)`` each); bars at the mean over seeds, whiskers from the smallest to the largest."""
+    if not shares:
+        raise ValueError("plot_grouped_shares needs at least one configuration")
+    for name, seeds in shares.items():
+        if not seeds or any(len(s) != len(bins) for s in seeds):
+            raise ValueError(f"plot_grouped_shares: {name!r} needs one share per bin ({len(bins)}) for each seed")
+    fig = _new_figure(max(6.4, 0.9 * len(bins) * max(1, len(shares)) / 2), 4.0)
+    ax = fig.subplots()
+    width = 0.8 / len(shares)
+    x = np.arange(len(bins))
+    for i, (name, seeds) in enumerate(shares.items()):
+        values = np.asarray(seeds, dtype=float)
+        mean = values.mean(axis=0)
+        err = np.stack([mean - values.min(axis=0), values.max(axis=0) - mean])
+        ax.bar(x + (i - (len(shares) - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=str(name),
+               color=f"C{i % 10}", error_kw={"linewidth": 0.8})
+    ax.set_xticks(x, list(bins), fontsize=7)
+    ax.set_ylabel("share of mined triplets", fontsize=8)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_group_roc(
+    result: Any,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    min_far: float | None = None,
+    formats: Sequence[str] | None = None,
+) -> Figure:
+    """One ROC per group of a :class:`~massface.evaluation.fairness.GroupEvaluation` on shared log-FAR axes, each
+    curve marked where the one global threshold ``τ`` puts that group (its FPR, TPR at ``τ``).
+
+    A group whose FPR at ``τ`` is 0 cannot sit on a log axis: its mark is drawn at the left edge (hollow).
+    ``O(N)``.
+    """
+    groups = list(getattr(result, "groups", ()))
+    if not groups:
+        raise ValueError("plot_group_roc needs a GroupEvaluation with at least one group")
+    fig = _new_figure()
+    ax = fig.add_subplot(1, 1, 1)
+    smallest = 1.0
+    for r in result.per_group.values():
+        pos = r.fpr[r.fpr > 0]
+        if pos.size:
+            smallest = min(smallest, float(pos.min()))
+    left = min_far if min_far is not None else min(smallest, 1e-3) / 10.0
+    for i, g in enumerate(groups):
+        r = result.per_group[g]
+        keep = r.fpr > 0
+        color = f"C{i % 10}"
+        ax.plot(r.fpr[keep], r.tpr[keep], color=color, label=f"{g} (acc {100 * result.accuracy[g]:.2f} %)")
+        fx, ty = result.fpr_at_threshold[g], result.tpr_at_threshold[g]
+        ax.plot([max(fx, left)], [ty], marker="o", markersize=6, color=color,
+                markerfacecolor=color if fx > 0 else "none", linestyle="none")
+    ax.plot([], [], marker="o", color="k", linestyle="none",
+            label=f"global τ = {result.threshold:.3f} (FMR <= {result.far:g})")
+    ax.set_xscale("log")
+    ax.set_xlim(left, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title or f"ROC per group (SER {result.ser:.2f})")
+    ax.legend(loc="lower right", fontsize="small")
+    if path is not None:
+        save_figure(fig, path, formats)
+    return fig
+
+
+def plot_error_vs_discard(
+    curves: Mapping[str, Any] | Any,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> Figure:
+    """Error-versus-discard curves (:class:`~massface.evaluation.quality.ErrorDiscardCurve`, e.g. one per model
+    or quality source) on one axis: FNMR at the fixed-FMR threshold against the discarded fraction, each with
+    its random-discard baseline dashed in the same colour and the pAUC limit as a dotted line. ``O(points)``."""
+    if hasattr(curves, "fnmr") and hasattr(curves, "discard"):
+        curves = {"quality": curves}
+    if not curves:
+        raise ValueError("plot_error_vs_discard needs at least one curve")
+    fig = _new_figure()
+    ax = fig.add_subplot(1, 1, 1)
+    limits = set()
+    for i, (label, c) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        ax.plot(100 * c.discard, c.fnmr, color=color,
+                label=f"{label} (pAUC/base {c.pauc_normalized:.3f}, FMR {c.fmr:g})")
+        ax.plot(100 * c.discard, c.baseline_fnmr, color=color, linestyle="--", linewidth=1.0)
+        limits.add(c.pauc_limit)
+    ax.plot([], [], color="k", linestyle="--", linewidth=1.0, label="random discard (expected)")
+    for lim in sorted(limits):
+        ax.axvline(100 * lim, color="k", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("discarded pairs, lowest quality first [%]")
+    ax.set_ylabel("FNMR")
+    ax.set_ylim(bottom=0.0)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "error versus discard")
+    ax.legend(loc="best", fontsize="small")
     if path is not None:
         save_figure(fig, path, formats)
     return fig

@@ -22,9 +22,19 @@ Every run is the base config with one combination of axis values and one seed (`
 weights and the data order, so runs of one seed start identically); its ``output_dir`` is
 ``DIR/runs/<name>``. A run whose ``result.json`` exists is skipped and an interrupted one resumes from its
 checkpoint, so an interrupted comparison continues where it stopped. ``--jobs N`` trains N runs at once in
-separate processes. Outputs: ``DIR/results.json`` (one entry per run: axis values, seed, final evaluation, the
-evaluation curve) and ``DIR/report.md`` (per configuration the mean and 95 % interval over seeds of every eval
-set, and against the baseline a paired test per configuration, :mod:`massface.evaluation.statistics`).
+separate processes (the machine's cores shared among them). Outputs: ``DIR/results.json`` (one entry per run:
+axis values, seed, final evaluation, the evaluation curve, the per-step mining statistics ``dynamics``, the
+mining probe's records ``probe`` (:mod:`massface.training.mining_probe`, when the base config sets
+``train.probe_every``), wall time) and ``DIR/report.md`` with
+
+- per configuration the mean and 95 % interval over seeds of every eval set and measure (accuracy, TAR at FAR
+  1e-3 / 1e-4, AUC), and against the baseline a paired test per configuration
+  (:mod:`massface.evaluation.statistics`), in plain sentences;
+- ``dynamics.png``: the mining dynamics with bands over seeds (active share, hard share, d_ap / d_an
+  percentiles, the false-negative share where the data knows its true identities, collapse indicators) and
+  ``hardness.png``: the probe's hardness histogram at its last step;
+- ``distances.png``: the held-out distance distributions side by side;
+- ``triplets/``: each configuration's triplet grid (``train.triplet_grid_steps``) -- what its miner picked.
 """
 
 from __future__ import annotations
@@ -82,6 +92,14 @@ class CompareGrid:
     runs: tuple[GridRun, ...] = field(default=())
     stage1: Path | None = None  # two-stage regime: this config is trained once, every run starts from it
     init_checkpoint: Path | None = None  # or every run starts from this pretrained file
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (reports name no home directories)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _text(value: Any) -> str:
@@ -174,14 +192,24 @@ def load_grid(path: str | os.PathLike[str]) -> CompareGrid:
     return CompareGrid(base, tuple(seeds), tuple(axes), baseline, metric, runs, stage1, init)
 
 
-def _train(base: str, overrides: list[str], out: str) -> dict[str, Any]:
-    """One run (in this process or a worker): train, then read the eval curve from its metrics file."""
+def _train(base: str, overrides: list[str], out: str, threads: int | None = None) -> dict[str, Any]:
+    """One run (in this process or a worker): train, then read its metrics file -- the evaluation curve, the
+    per-step mining statistics (``dynamics``: loss and ``miner_*``) and the mining probe (``probe``).
+    ``threads``: torch's intra-op threads in a worker (the machine's cores shared by the parallel runs)."""
+    import time
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from massface.training.config import load_config
     from massface.training.trainer import Trainer
 
     cfg = load_config(base, [*overrides, f"output_dir={json.dumps(out)}"])
+    t0 = time.perf_counter()
     fit = Trainer(cfg, resume=True, log=lambda message: None).fit()
-    curve, detail = [], {}
+    seconds = time.perf_counter() - t0
+    curve, detail, dynamics, probe = [], {}, [], []
     metrics = Path(out) / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
@@ -189,7 +217,15 @@ def _train(base: str, overrides: list[str], out: str) -> dict[str, Any]:
             if "eval" in record:
                 curve.append({"step": record["step"], **record["eval"]})
                 detail = record.get("eval_detail", detail)
-    return {"status": fit["status"], "step": fit["step"], "eval": fit["eval"], "metrics": detail, "curve": curve}
+            elif "probe" in record:
+                probe.append({"step": record["step"], **record["probe"]})
+            elif "loss" in record:
+                dynamics.append({k: v for k, v in record.items()
+                                 if k in ("step", "loss", "loss_triplet") or k.startswith("miner_")})
+    grids = sorted((Path(out) / "triplets").glob("step_*.png"), key=lambda q: int(q.stem.split("_")[1]))
+    return {"status": fit["status"], "step": fit["step"], "eval": fit["eval"], "metrics": detail, "curve": curve,
+            "dynamics": dynamics, "probe": probe, "seconds": seconds,
+            "triplet_grids": [str(g.relative_to(out)) for g in grids]}
 
 
 def run_grid(grid: CompareGrid, out: str | os.PathLike[str], *, jobs: int = 1,
@@ -218,6 +254,8 @@ def run_grid(grid: CompareGrid, out: str | os.PathLike[str], *, jobs: int = 1,
         result = _train(str(grid.stage1), [], str(stage1_out))
         if result["status"] != "completed":
             raise ConfigError(f"compare: stage 1 ended {result['status']} at step {result['step']}")
+        row = {"name": "stage1", **{k: v for k, v in result.items() if k != "triplet_grids"}}
+        (stage1_out / "result.json").write_text(json.dumps(row, indent=2) + "\n")
         start = stage1_out / "checkpoints" / "latest.pt"
     extra = [f"model.init_checkpoint={json.dumps(str(start))}"] if start is not None else []
     args = [(str(grid.base), [*run.overrides(), *extra], str(out / "runs" / run.name)) for run in todo]
@@ -229,7 +267,9 @@ def run_grid(grid: CompareGrid, out: str | os.PathLike[str], *, jobs: int = 1,
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_train, *a): run for run, a in zip(todo, args)}
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = max(1, cores // jobs)
+            futures = {pool.submit(_train, *a, threads): run for run, a in zip(todo, args)}
             for future, run in futures.items():
                 finish(run, future.result())
     results = [json.loads((out / "runs" / run.name / "result.json").read_text()) for run in grid.runs]
@@ -248,11 +288,21 @@ def write_compare_report(grid: CompareGrid, results: Sequence[dict[str, Any]], o
     sets = sorted({name for row in results for name in row["eval"]})
     measures = sorted({m for row in results for d in row.get("metrics", {}).values() for m in d},
                       key=lambda m: (m != "accuracy", m))
-    lines = ["# Comparison", "", f"Base config `{grid.base}`, seeds {list(grid.seeds)}; mean ± 95 % interval over "
-             "seeds (Student t), in %. TAR at a FAR is insightface's 10-fold VAL; AUC of the pooled ROC."]
+    lines = ["# Comparison", "", f"Base config `{_shown(grid.base)}`, seeds {list(grid.seeds)}; mean ± 95 % interval over "
+             "seeds (Student t), in %. TAR at a FAR is insightface's 10-fold VAL (a FAR below one over a fold's "
+             "negative pairs is beyond what the set resolves: read those columns as noise); AUC of the pooled ROC."]
+    if grid.stage1 is not None:
+        lines += ["", f"Two-stage regime: every run fine-tunes one model, `{_shown(grid.stage1)}` trained once into "
+                  "`stage1/`."]
+    elif grid.init_checkpoint is not None:
+        lines += ["", f"Every run starts from the pretrained `{_shown(grid.init_checkpoint)}`."]
+    tables = dict(configs)
+    start = Path(out) / "stage1" / "result.json"
+    if grid.stage1 is not None and start.is_file():  # the model every run starts from, as the tables' first row
+        tables = {"stage 1 alone (every run's start)": [json.loads(start.read_text())], **configs}
     for measure in measures or ["accuracy"]:
         lines += ["", f"**{measure}**", "", "| configuration | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-        for name, rows in configs.items():
+        for name, rows in tables.items():
             cells = []
             for s in sets:
                 values = [r["metrics"][s][measure] if r.get("metrics") else r["eval"][s]
@@ -277,13 +327,157 @@ def write_compare_report(grid: CompareGrid, results: Sequence[dict[str, Any]], o
                        if s in r["eval"] and r["values"] == {**rows[0]["values"], **dict(grid.baseline)}}
                 if own and set(own) == set(ref):
                     lines.append("- " + describe_difference(name, base_name, paired_difference(own, ref), s))
+    seconds = [r["seconds"] for r in results if isinstance(r.get("seconds"), (int, float))]
+    if seconds:
+        lines += ["", f"{len(results)} runs; training and evaluation took {sum(seconds) / 60:.1f} min in all "
+                  f"(median {sorted(seconds)[len(seconds) // 2]:.0f} s per run)."]
+    lines += _mining_table(configs)
+    lines += _mining_dynamics(configs, Path(out))
     figure = _plot_distances(grid, configs, Path(out))
     if figure is not None:
         lines += ["", f"Held-out distance distributions ({figure[1]}, seed {grid.seeds[0]} of each configuration):",
                   "", f"![distances]({figure[0].name})"]
+    lines += _triplet_grids(grid, configs, Path(out))
     path = Path(out) / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+#: the mining probe's measures in the report's table: (probe key, column title, shown in %)
+PROBE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("active_fraction", "active share %", True),
+    ("hard_fraction", "hard share %", True),
+    ("false_negative_fraction", "false-negative share %", True),
+    ("spread", "spread", False),
+    ("effective_rank", "effective rank", False),
+)
+
+
+def _mining_table(configs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per configuration, each probe measure averaged over a run's probes, then mean ± 95 % interval over
+    seeds; no lines when no run has probe records."""
+    from massface.evaluation.statistics import mean_interval
+
+    columns = [c for c in PROBE_COLUMNS
+               if any(c[0] in q for rows in configs.values() for r in rows for q in r.get("probe", []))]
+    if not columns:
+        return []
+    lines = ["", "**mining** (the probe batch, averaged over a run's probes; mean ± 95 % interval over seeds)", "",
+             "| configuration | " + " | ".join(title for _, title, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for name, rows in configs.items():
+        cells = []
+        for key, _, percent in columns:
+            per_run = [sum(q[key] for q in r["probe"] if key in q) / n for r in rows
+                       if (n := sum(key in q for q in r.get("probe", [])))]
+            if not per_run:
+                cells.append("-")
+                continue
+            i = mean_interval(per_run)
+            scale = 100.0 if percent else 1.0
+            cells.append(f"{scale * i.mean:.2f} ± {scale * i.half_width:.2f}" if i.n > 1 else f"{scale * i.mean:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+#: the panels of ``dynamics.png``: (record key, title); ``miner_*`` keys are the training miner's statistics of
+#: each logged step, ``probe_*`` the mining probe's (:mod:`massface.training.mining_probe`)
+DYNAMICS_PANELS: tuple[tuple[str, str], ...] = (
+    ("eval", "held-out accuracy"),
+    ("loss", "training loss"),
+    ("miner_active_fraction", "active share (d_an < d_ap + m: non-zero loss)"),
+    ("miner_hard_fraction", "hard share (d_an < d_ap: order violated)"),
+    ("miner_d_ap_p50", "median d_ap of mined triplets"),
+    ("miner_d_an_p50", "median d_an of mined triplets"),
+    ("miner_d_an_p10", "10th percentile d_an"),
+    ("probe_false_negative_fraction", "false-negative share (probe; true identities)"),
+    ("probe_spread", "collapse: spread 1 - |mean|^2 (probe)"),
+    ("probe_effective_rank", "collapse: effective rank (probe)"),
+)
+
+
+def _series(rows: Sequence[dict[str, Any]], metric: str | None) -> list[list[dict[str, float]]]:
+    """One record list per seed: the logged steps' statistics, the probes' (``probe_`` prefixed) and the
+    evaluation of ``metric`` (as ``eval``)."""
+    out = []
+    for r in rows:
+        records = [dict(d) for d in r.get("dynamics", [])]
+        records += [{"step": q["step"], **{f"probe_{k}": v for k, v in q.items() if k != "step"}}
+                    for q in r.get("probe", [])]
+        records += [{"step": c["step"], "eval": c[metric]} for c in r.get("curve", []) if metric in c]
+        out.append(records)
+    return out
+
+
+def _mining_dynamics(configs: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+    """``dynamics.png`` (curves with min-max bands over seeds) and ``hardness.png`` (the last probe's slack
+    histogram per configuration); the report lines that show them (none without logged statistics)."""
+    import matplotlib.pyplot as plt
+
+    from massface.evaluation.plots import plot_grouped_shares, plot_seed_bands
+    from massface.training.mining_probe import SLACK_EDGES
+
+    lines: list[str] = []
+    rows_all = [r for rows in configs.values() for r in rows]
+    metric = next((k for r in rows_all for c in r.get("curve", []) for k in c if k != "step"), None)
+    series = {name: _series(rows, metric) for name, rows in configs.items()}
+    if any(len(records) > 1 for seeds in series.values() for records in seeds):
+        try:
+            fig = plot_seed_bands(series, DYNAMICS_PANELS, out / "dynamics.png",
+                                  title="mining dynamics: mean over seeds, band from the lowest to the highest seed")
+        except ValueError:
+            fig = None
+        if fig is not None:
+            plt.close(fig)
+            lines += ["", "Mining dynamics (the training miner's statistics per logged step; probe: a fixed batch "
+                      "mined every `train.probe_every` steps; eval: held-out "
+                      f"{metric}):", "", "![dynamics](dynamics.png)"]
+    shares: dict[str, list[list[float]]] = {}
+    unit = None
+    for name, rows in configs.items():
+        last = [r["probe"][-1] for r in rows if r.get("probe") and "slack_hist" in r["probe"][-1]]
+        if last and len(last) == len(rows):
+            shares[name] = [q["slack_hist"] for q in last]
+            unit = last[0].get("slack_unit", unit)
+    if shares and unit is not None:
+        edges = [f"{e:g}" for e in SLACK_EDGES]
+        bins = [f"[{lo}, {hi})" for lo, hi in zip(edges, edges[1:])]
+        step = next(r["probe"][-1]["step"] for rows in configs.values() for r in rows if r.get("probe"))
+        plt.close(plot_grouped_shares(shares, bins, out / "hardness.png",
+                                      title=f"hardness of the mined triplets at step {step} (probe)",
+                                      xlabel=f"slack d_an - d_ap in units of {unit:g} (the margin): < 0 hard, "
+                                             "[0, 1) semi-hard, >= 1 easy"))
+        lines += ["", f"Hardness histogram at step {step} (probe batch; bars: mean over seeds, whiskers: lowest "
+                  "and highest seed):", "", "![hardness](hardness.png)"]
+    return lines
+
+
+def _triplet_grids(grid: CompareGrid, configs: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+    """The last triplet grid of each configuration's first-seed run, copied to ``out/triplets/`` and linked."""
+    import shutil
+
+    from massface.training.mining_probe import redraw_triplet_grid
+
+    lines: list[str] = []
+    for i, (name, rows) in enumerate(configs.items()):
+        first = next((r for r in rows if r["seed"] == grid.seeds[0]), rows[0])
+        if not first.get("triplet_grids"):
+            continue
+        source = out / "runs" / first["name"] / first["triplet_grids"][-1]
+        if not source.is_file():
+            continue
+        target = out / "triplets" / f"{i:02d}_{source.stem}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:  # drawn again from the saved triplets, so that the report has the current plot's style
+            redraw_triplet_grid(source.parents[1], int(source.stem.split("_")[1]), target)
+        except ValueError:
+            shutil.copyfile(source, target)
+        if not lines:
+            lines += ["", f"What the miners pick (probe batch, seed {grid.seeds[0]}; the hardest triplets, a random "
+                      "sample and any false negatives, in red):"]
+        lines += ["", f"`{name}`, {source.stem.replace('_', ' ')}:", "",
+                  f"![triplets {name}]({target.relative_to(out).as_posix()})"]
+    return lines
 
 
 def _plot_distances(grid: CompareGrid, configs: dict[str, list[dict[str, Any]]],

@@ -414,12 +414,20 @@ class TrainConfig:
     collapse_d_an: float = 1e-3  # collapsed when mean d_an <= this (cosine: mean similarity >= 1 - this)
     collapse_active: float | None = None  # ... or when the active fraction >= this (e.g. 1.0); None: not used
     on_collapse: Literal["warn", "stop"] = "warn"
+    # mining probe (massface.training.mining_probe): a fixed P×K batch mined every probe_every steps
+    probe_every: int = 0  # 0: off
+    probe_identities: int = 16  # P of the probe batch; K is data.k
+    triplet_grid_steps: list[int] = field(default_factory=list)  # steps writing triplets/step_N.png (probe)
 
     def validate(self, path: str) -> None:
         for name in ("steps", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
             _integer(f"{path}.{name}", getattr(self, name))
         _integer(f"{path}.collapse_steps", self.collapse_steps, 0)
         _number(f"{path}.collapse_d_an", self.collapse_d_an, 0.0)
+        _integer(f"{path}.probe_every", self.probe_every, 0)
+        _integer(f"{path}.probe_identities", self.probe_identities, 2)
+        for i, step in enumerate(self.triplet_grid_steps):
+            _integer(f"{path}.triplet_grid_steps[{i}] (a step of train.steps)", step, 1, self.steps)
         if self.collapse_active is not None:
             _number(f"{path}.collapse_active", self.collapse_active, 0.0, 1.0)
         if self.clip_norm is not None:

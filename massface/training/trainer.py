@@ -181,6 +181,17 @@ class Trainer:
         if t.collapse_steps and self.miner is not None:
             self.callbacks.insert(0, CollapseAlarm(t.collapse_steps, t.collapse_d_an, t.collapse_active, t.on_collapse,
                                                    bool(self.miner.distance.is_inverted)))
+        if t.probe_every or t.triplet_grid_steps:
+            if self.miner is None:
+                raise ConfigError("train.probe_every / train.triplet_grid_steps: the mining probe needs a miner "
+                                  "(loss.triplet is disabled)")
+            from massface.training.mining_probe import MiningProbe
+
+            try:
+                self.callbacks.append(MiningProbe(self, t.probe_every, t.triplet_grid_steps, t.probe_identities,
+                                                  cfg.data.k, cfg.seed))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
 
         self.step = 0
         self.history: list[dict] = []

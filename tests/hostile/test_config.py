@@ -337,7 +337,7 @@ def test_valid_edge_values_pass(tmp_path):
 
 
 def test_demo_and_benchmark_shaped_configs_load(tmp_path):
-    steps = 3  # massface demo / compare_miners build this shape with warmup max(1, steps // 20)
+    steps = 3  # massface demo / compare build this shape with warmup max(1, steps // 20)
     cfg = config_from_dict({
         "seed": 0, "output_dir": str(tmp_path / "run"),
         "data": {"format": "rec", "path": str(tmp_path / "train.rec"), "p": 8, "k": 4, "workers": 0,

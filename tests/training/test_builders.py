@@ -643,3 +643,34 @@ def test_neighbour_sampler_refreshes_its_graph_at_epoch_starts(tmp_path, monkeyp
         config(tmp_path / "d", data__neighbour_hard_fraction=2.0)
     with pytest.raises(ConfigError, match="data.sampler: 'neighbour' lays out P×K batches"):
         config(tmp_path / "e", data__sampler="neighbour", mining__mode="offline")
+
+
+@covers("train.probe_every", "train.probe_identities", "train.triplet_grid_steps")
+def test_mining_probe_logs_the_fixed_batch_and_writes_triplet_grids(tmp_path):
+    import json
+
+    trainer = Trainer(config(tmp_path / "a", train__probe_every=2, train__probe_identities=3,
+                             train__triplet_grid_steps=[3], data__synthetic_label_noise=0.3), **QUIET)
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in records if "probe" in r]
+    assert [r["step"] for r in probes] == [2, 3, 4], "every probe_every steps and at each grid step"
+    first = probes[0]["probe"]
+    assert first["num_triplets"] == 6  # 3 identities x K = 2 images, one triplet per anchor (min_max)
+    assert abs(sum(first["slack_hist"]) - 1.0) < 1e-9 and 0.0 <= first["false_negative_fraction"] <= 1.0
+    assert 0.0 <= first["spread"] <= 1.0 and 1.0 <= first["effective_rank"] <= 6.0
+    grid = json.loads((tmp_path / "a" / "triplets" / "step_3.json").read_text())
+    assert len(grid["dataset_indices"]) == 6 and len(grid["triplets"]) == 6 and "false_negative" in grid["triplets"][0]
+    assert (tmp_path / "a" / "triplets" / "step_3.png").stat().st_size > 10_000
+    again = Trainer(config(tmp_path / "b", train__probe_every=3, train__probe_identities=3,
+                           data__synthetic_label_noise=0.3, loss__triplet__miner="semihard"), **QUIET)
+    assert again.callbacks[-1].batch.indices.tolist() == trainer.callbacks[-1].batch.indices.tolist(), \
+        "one probe batch per seed: every run of a comparison sees the same images"
+    with pytest.raises(ConfigError, match=r"train.triplet_grid_steps\[1\]"):
+        config(tmp_path / "c", train__triplet_grid_steps=[2, 5])
+    with pytest.raises(ConfigError, match="train.probe_identities"):
+        config(tmp_path / "d", train__probe_identities=1)
+    with pytest.raises(ConfigError, match="train.probe_every"):
+        config(tmp_path / "e", train__probe_every=-1)
+    with pytest.raises(ConfigError, match="the mining probe needs a miner"):
+        Trainer(config(tmp_path / "f", train__probe_every=2, loss__triplet__enabled=False), **QUIET)

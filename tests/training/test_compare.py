@@ -32,7 +32,9 @@ def test_grid_runs_skips_finished_runs_and_reports(tmp_path, capsys):
 
     bins = tmp_path / "heldout"
     SynthFaces(4, 2, seed=0, image_size=32).export(bins, bin_name="lfw.bin", n_folds=2, pairs_per_fold=4)
-    base = {**BASE, "eval": {"sets": [str(bins / "lfw.bin")], "batch_size": 16}}
+    base = {**BASE, "eval": {"sets": [str(bins / "lfw.bin")], "batch_size": 16},
+            "data": {**BASE["data"], "synthetic_label_noise": 0.25},
+            "train": {**BASE["train"], "probe_every": 1, "triplet_grid_steps": [2]}}
     grid = write(tmp_path, {"seeds": [0, 1], "axes": {"loss.triplet.miner": ["hardest", "min_max"]},
                             "baseline": {"loss.triplet.miner": "hardest"}, "metric": "lfw"}, base)
     out = tmp_path / "out"
@@ -48,6 +50,15 @@ def test_grid_runs_skips_finished_runs_and_reports(tmp_path, capsys):
     assert set(results[0]["metrics"]["lfw"]) == {"accuracy", "auc", "tar@0.001", "tar@0.0001"}
     assert "![distances](distances.png)" in report and (out / "distances.png").stat().st_size > 10_000
     assert "- loss.triplet.miner=min_max vs loss.triplet.miner=hardest, lfw:" in report
+    # mining dynamics with bands over seeds, the probe's hardness histogram and the triplet grids
+    first = results[0]
+    assert [d["step"] for d in first["dynamics"]] == [1, 2] and "miner_active_fraction" in first["dynamics"][0]
+    assert [q["step"] for q in first["probe"]] == [1, 2] and "false_negative_fraction" in first["probe"][0]
+    assert first["triplet_grids"] == ["triplets/step_2.png"] and first["seconds"] > 0
+    for figure in ("dynamics.png", "hardness.png", "triplets/00_step_2.png", "triplets/01_step_2.png"):
+        assert (out / figure).stat().st_size > 10_000, figure
+        assert f"]({figure})" in report
+    assert "4 runs; training and evaluation took" in report and "| false-negative share % |" in report
     stamp = (out / "runs" / results[0]["name"] / "result.json").stat().st_mtime_ns
     capsys.readouterr()
     assert main([str(grid), "--out", str(out)]) == 0
@@ -100,6 +111,8 @@ def test_two_stage_regime_trains_stage1_once_and_starts_every_run_from_it(tmp_pa
     assert main([str(grid), "--out", str(out)]) == 0
     latest = out / "stage1" / "checkpoints" / "latest.pt"
     assert latest.exists()
+    assert json.loads((out / "stage1" / "result.json").read_text())["status"] == "completed"
+    assert "| stage 1 alone (every run's start) |" in (out / "report.md").read_text()
     for run in json.loads((out / "results.json").read_text()):
         cfg = yaml.safe_load((out / "runs" / run["name"] / "config.yaml").read_text())
         assert cfg["model"]["init_checkpoint"] == str(latest) and run["status"] == "completed"

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ijb-preset", choices=("insightface", "tface"), default="insightface",
                    help="per-image feature flags: insightface = flip-sum, raw norm, x faceness; tface = none")
     p.add_argument("--ijb-far", type=_floats, default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    p.add_argument("--ijb-1n", choices=("fpir", "ijb_1n"), default="fpir",
+                   help="1:N definition: fpir = per gallery, rank 1 and above the non-mated top-1 threshold "
+                        "(ijb_evals, the default); ijb_1n = the older joined-gallery recall (not comparable)")
     p.add_argument("--tinyface", metavar="DIR",
                    help="TinyFace test split (DIR holding Probe/, Gallery_Match/, Gallery_Distractor/, or its "
                         "Testing_Set/): closed-set rank-1/5/20 (massface.evaluation.tinyface)")
@@ -124,7 +127,7 @@ def _run_ijb(model: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
                  out / f"{meta.name}_roc", title=f"{meta.name} 1:1", formats=("png", "svg"))
     result: dict[str, Any] = {"preset": args.ijb_preset, "tpr_at_far": tpr, "auc": curve["auc"]}
     if meta.galleries and meta.probes is not None:
-        result["1n"] = identify(templates, tfeats, meta.galleries, meta.probes)
+        result["1n"] = identify(templates, tfeats, meta.galleries, meta.probes, definition=args.ijb_1n)
     return result
 
 

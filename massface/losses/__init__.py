@@ -13,6 +13,7 @@ from massface._lazy import lazy_exports
 
 _EXPORTS = {
     "TripletLoss": "triplet",
+    "FusedTripletLoss": "fused_triplet",
     "MarginLoss": "triplet",
     "Softmax": "margin",
     "NormFace": "margin",

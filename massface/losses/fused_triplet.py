@@ -54,7 +54,8 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
     No triplet gives a zero loss still connected to the graph.
 
     After a call, ``stats`` gives the miner's and the loss's statistics: ``loss``, ``num_triplets``,
-    ``active_fraction`` (share of triplets with ℓ > 0), ``mean_d_ap`` and ``mean_d_an`` over the triplets.
+    ``active_fraction`` (share of triplets with ℓ > 0), ``hard_fraction`` (d_an < d_ap), ``mean_d_ap`` and
+    ``mean_d_an`` over the triplets (similarities for ``distance="cosine"``, as the miners report them).
     """
 
     def __init__(
@@ -113,9 +114,11 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         if same_ref:
             positive.fill_diagonal_(False)
         negative = ~same & finite
-        losses_sum, G, total, active, sum_ap, sum_an = self._band_sums(D_det, positive, negative)
+        losses_sum, G, total, active, hard, sum_ap, sum_an = self._band_sums(D_det, positive, negative)
         if total == 0:
-            self._record_stats(loss=0.0, num_triplets=0, active_fraction=0.0, mean_d_ap=0.0, mean_d_an=0.0)
+            nan = float("nan")
+            self._record_stats(loss=0.0, num_triplets=0, active_fraction=0.0, mean_d_ap=nan, mean_d_an=nan,
+                               hard_fraction=0.0)
             return connected_zero(embeddings) if same_ref else connected_zero(embeddings, ref_emb)
         # the exact value, with the exact gradient G = dL/dD attached (L is piecewise linear in D for the hinge,
         # and G holds the softplus derivatives for the soft margin): no triplet list and no autograd graph over it
@@ -129,13 +132,15 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         else:
             loss = losses_sum / max(active, 1)
         with torch.no_grad():
+            sign = -1.0 if self.distance.is_inverted else 1.0  # the distance itself (similarity for cosine)
             self._record_stats(loss=loss.detach(), num_triplets=total, active_fraction=active / total,
-                               mean_d_ap=sum_ap / total, mean_d_an=sum_an / total)
+                               mean_d_ap=sign * sum_ap / total, mean_d_an=sign * sum_an / total,
+                               hard_fraction=hard / total)
         return loss
 
     def _band_sums(self, D: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor):
         """Over every selected triplet: Σ ℓ, the gradient matrix G = ∂(Σ ℓ)/∂D (+ℓ' at (a, p), −ℓ' at (a, n)),
-        the triplet count T, the count with ℓ > 0, Σ d_ap and Σ d_an. The positive pairs are taken in chunks of
+        the triplet count T, the count with ℓ > 0, the count with d_an < d_ap, Σ d_ap and Σ d_an. The positive pairs are taken in chunks of
         about ``chunk_elements`` entries of their anchors' rows: O(S·M) time, O(N·M + chunk) memory."""
         rows, cols = positive.nonzero(as_tuple=True)
         M = D.shape[1]
@@ -143,7 +148,7 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         G = torch.zeros_like(D)
         value = D.new_zeros(())
         sum_ap, sum_an = D.new_zeros(()), D.new_zeros(())
-        total = 0
+        total = hard = 0
         step = max(1, self.chunk_elements // max(M, 1))
         for s in range(0, rows.numel(), step):
             r, c = rows[s : s + step], cols[s : s + step]
@@ -167,12 +172,13 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
             value = value + chunk_value
             n = int(count.sum())
             total += n
+            hard += int((band & (d_an < d_ap)).sum()) if self.strategy == "all" else 0
             c64 = count.to(D.dtype)
             sum_ap = sum_ap + (c64 * d_ap.squeeze(1)).sum()
             hinge = chunk_value if not self.soft else (torch.where(band, x, 0.0)).sum()
             sum_an = sum_an + (c64 * upper.squeeze(1)).sum() - hinge  # Σ d_an = Σ (d_ap + m) - Σ (d_ap + m - d_an)
         active = total  # inside the band every hinge is > 0, and softplus always is
-        return value, G, total, active, sum_ap, sum_an
+        return value, G, total, active, hard, sum_ap, sum_an
 
     @property
     def parts(self) -> dict[str, float]:

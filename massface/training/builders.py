@@ -378,11 +378,33 @@ class SourceInputs:
     env: mfdist.DistEnv
     step: Callable[[], int]
     log: Callable[[str], None]
+    statistics: nn.Module | None = None  # what mines in the loss when not ``miner`` (FusedTripletLoss): its stats
 
 
 def _batch_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, None]:
-    """online: the loss mines the (gathered) batch."""
+    """semi_online / offline: the loss scores the source's triplets (or mines the gathered batch)."""
     return GlobalTripletLoss(miner, build_triplet_loss(cfg), gather=cfg.loss.triplet.global_mining), None
+
+
+def has_fused_form(cfg: Config) -> bool:
+    """Whether ``loss.triplet`` is batch-all or semi-hard mining with the triplet loss and nothing that needs the
+    triplet list (no false-negative guard, no ``max_triplets``): then :class:`~massface.losses.FusedTripletLoss`
+    computes the same loss and gradient without listing the triplets."""
+    t = cfg.loss.triplet
+    return (t.miner in ("all", "semihard") and t.max_triplets is None and t.negative_range is None
+            and not t.skip_nearest and not t.same_identity_pairs and t.false_negative_gap is None)
+
+
+def _online_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, None]:
+    """online: the loss mines the (gathered) batch -- fused (``loss.triplet.fused``, :func:`has_fused_form`)
+    or with the miner and :class:`~massface.losses.TripletLoss`."""
+    t = cfg.loss.triplet
+    if t.fused and has_fused_form(cfg):
+        from massface.losses import FusedTripletLoss
+
+        loss = FusedTripletLoss(t.miner, t.margin, distance=t.distance, reduction=t.reduction, soft=t.soft)
+        return GlobalTripletLoss(None, loss, gather=t.global_mining), None
+    return _batch_mined(cfg, miner, embedding_size)
 
 
 def _memory_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, nn.Module]:
@@ -395,7 +417,7 @@ def _memory_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[n
 
 
 def _online_source(i: SourceInputs) -> BatchSource:
-    return OnlineSource(i.stream, miner=i.miner, memory=i.memory)
+    return OnlineSource(i.stream, miner=i.statistics or i.miner, memory=i.memory)
 
 
 def _semi_online_source(i: SourceInputs) -> BatchSource:
@@ -433,7 +455,7 @@ class MiningMode(NamedTuple):
 #: ``mining.mode`` → (metric loss, batch source): the one place a mode is chosen. semi_online and offline
 #: sources select the triplets themselves, so their loss only scores them (``GlobalTripletLoss`` given indices).
 MINING_MODES: dict[str, MiningMode] = {
-    "online": MiningMode(_batch_mined, _online_source),
+    "online": MiningMode(_online_mined, _online_source),
     "xbm": MiningMode(_memory_mined, _online_source),
     "semi_online": MiningMode(_batch_mined, _semi_online_source),
     "offline": MiningMode(_batch_mined, _offline_source),

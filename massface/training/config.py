@@ -232,6 +232,7 @@ class TripletConfig:
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
     max_triplets: int | None = None
+    fused: bool = True  # online all / semihard without guards or max_triplets: FusedTripletLoss (no triplet list)
     # false-negative guards (massface.mining.guards), for noisy identity sets
     negative_range: list[float] | None = None  # [lo, hi]: only negatives at distance in [lo, hi] (cosine: similarity)
     skip_nearest: int = 0  # the k nearest negatives of each anchor are never used

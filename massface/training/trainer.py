@@ -171,7 +171,8 @@ class Trainer:
         # the mode's batches, and what happens around the steps
         self.batch_source = mining.source(builders.SourceInputs(
             cfg=cfg, stream=self.stream, placement=self.placement, model=self.model, miner=self.miner,
-            memory=self.memory, dataset=self.dataset, env=self.env, step=lambda: self.step, log=self.log))
+            memory=self.memory, dataset=self.dataset, env=self.env, step=lambda: self.step, log=self.log,
+            statistics=metric.loss if metric is not None and metric.miner is None and self.memory is None else None))
         self.evaluation = Evaluation(cfg.eval, cfg.data.max_pixels)
         self.callbacks: list[Callback] = []
         if self.env.is_main:

@@ -141,3 +141,15 @@ def test_bad_arguments_are_refused():
         loss(emb, torch.tensor([0, 0, 1, 1]), ref_emb=torch.randn(4, 5), ref_labels=torch.tensor([0, 0, 1, 1]))
     with pytest.raises(ValueError, match="ref_labels given without ref_emb"):
         loss(emb, torch.tensor([0, 0, 1, 1]), ref_labels=torch.tensor([0, 0, 1, 1]))
+
+
+def test_hard_fraction_and_cosine_statistics_follow_the_miner():
+    g = torch.Generator().manual_seed(11)
+    emb = torch.randn(24, 8, generator=g, dtype=torch.float64)
+    labels = torch.arange(6).repeat_interleave(4)
+    for distance in ("squared_euclidean", "cosine"):
+        loss, miner = FusedTripletLoss("all", 0.3, distance=distance), BatchAllMiner(margin=0.3, distance=distance)
+        loss(emb, labels)
+        miner(emb, labels)
+        for key in ("num_triplets", "hard_fraction", "mean_d_ap", "mean_d_an"):
+            assert loss.stats[key] == pytest.approx(miner.stats[key], abs=1e-6), (distance, key)  # miner: float32 means

@@ -674,3 +674,28 @@ def test_mining_probe_logs_the_fixed_batch_and_writes_triplet_grids(tmp_path):
         config(tmp_path / "e", train__probe_every=-1)
     with pytest.raises(ConfigError, match="the mining probe needs a miner"):
         Trainer(config(tmp_path / "f", train__probe_every=2, loss__triplet__enabled=False), **QUIET)
+
+
+@covers("loss.triplet.fused")
+def test_online_batch_all_and_semihard_train_with_the_fused_loss_and_match_the_mined_one(tmp_path):
+    from massface.losses import FusedTripletLoss, TripletLoss
+
+    for miner in ("all", "semihard"):
+        fused = Trainer(config(tmp_path / f"f{miner}", loss__triplet__miner=miner), **QUIET)
+        plain = Trainer(config(tmp_path / f"p{miner}", loss__triplet__miner=miner, loss__triplet__fused=False),
+                        **QUIET)
+        assert isinstance(fused.criterion.metric.loss, FusedTripletLoss)
+        assert isinstance(plain.criterion.metric.loss, TripletLoss)
+        fused.fit()
+        plain.fit()
+        for a, b in zip(fused.history, plain.history, strict=True):  # same data, weights and loss: same run
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+            assert a["miner_num_triplets"] == b["miner_num_triplets"]
+            assert a["miner_mean_d_an"] == pytest.approx(b["miner_mean_d_an"], rel=1e-4)
+    # a guard or a triplet cap needs the list: the mined loss stays
+    guarded = Trainer(config(tmp_path / "g", loss__triplet__miner="all", loss__triplet__skip_nearest=1), **QUIET)
+    assert not isinstance(guarded.criterion.metric.loss, FusedTripletLoss)
+    capped = Trainer(config(tmp_path / "c", loss__triplet__miner="all", loss__triplet__max_triplets=5), **QUIET)
+    assert not isinstance(capped.criterion.metric.loss, FusedTripletLoss)
+    with pytest.raises(ConfigError, match="loss.triplet.fused"):
+        config(tmp_path / "h", loss__triplet__fused="yes")

@@ -89,8 +89,12 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         indices_tuple: None = None,
         ref_emb: torch.Tensor | None = None,
         ref_labels: Any = None,
+        *,
+        self_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The reduced loss of every triplet the strategy selects in the batch (a scalar tensor)."""
+        """The reduced loss of every triplet the strategy selects in the batch (a scalar tensor).
+        ``self_index`` (keyword, as for the miners): for each anchor the row of ``ref_emb`` holding the anchor
+        itself (−1: none), never its positive -- e.g. its row in the batch gathered from all ranks."""
         if indices_tuple is not None:
             raise ValueError("FusedTripletLoss mines its own triplets; use TripletLoss for given indices_tuple")
         labels = check_batch(embeddings, labels)
@@ -111,7 +115,14 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         finite = torch.isfinite(D_det) & q_ok.unsqueeze(1) & r_ok.unsqueeze(0)
         same = labels.unsqueeze(1) == ref_labels.unsqueeze(0)
         positive = same & finite
-        if same_ref:
+        if self_index is not None:
+            own = torch.as_tensor(self_index, device=D.device).long()
+            if own.shape != (D.shape[0],) or (own.numel() and int(own.max()) >= D.shape[1]):
+                raise ValueError(f"self_index must hold one row of ref_emb (< {D.shape[1]}) or -1 per anchor, "
+                                 f"got shape {tuple(own.shape)}")
+            rows = (own >= 0).nonzero(as_tuple=True)[0]
+            positive[rows, own[rows]] = False
+        elif same_ref:
             positive.fill_diagonal_(False)
         negative = ~same & finite
         losses_sum, G, total, active, hard, sum_ap, sum_an = self._band_sums(D_det, positive, negative)

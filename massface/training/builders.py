@@ -341,26 +341,63 @@ def build_triplet_loss(cfg: Config) -> TripletLoss:
 class GlobalTripletLoss(nn.Module):
     """Triplet loss over the batch of all ranks: gather embeddings (with gradient) and labels, mine, score.
 
-    Every rank computes the same value; with DDP's gradient averaging the parameters receive exactly the
-    gradient of the global-batch loss (see :mod:`massface.training.distributed`). With ``miner=None`` the
-    loss mines by itself (a :class:`~massface.mining.CrossBatchMemory`). Triplets given as
-    ``indices_tuple`` (semi-online and offline batches) index this rank's batch: no gather, no mining.
+    Replicated (``shard=False``): every rank mines all B_global anchors and computes the same value; with DDP's
+    gradient averaging the parameters receive exactly the gradient of the global-batch loss (see
+    :mod:`massface.training.distributed`). Sharded (``shard=True``, ``loss.triplet.shard_mining``): each rank
+    mines only its own anchors against the gathered batch (a B_local × B_global block: the mining work divided by
+    the world size W instead of repeated), the partial sums and triplet counts are all-reduced in one collective,
+    and the rank returns W · (its share of the global loss) so that the gradients, after DDP's averaging, are
+    again exactly those of the global-batch loss; the returned value is the global loss. Exact for every miner
+    whose choice for an anchor does not depend on the other anchors (all presets except ``max_triplets`` and the
+    random draws, whose generator streams differ) and for :class:`~massface.losses.FusedTripletLoss`.
+
+    With ``miner=None`` the loss mines by itself (a :class:`~massface.mining.CrossBatchMemory` or a fused
+    loss). Triplets given as ``indices_tuple`` (semi-online and offline batches) index this rank's batch: no
+    gather, no mining.
     """
 
-    def __init__(self, miner: nn.Module | None, loss: nn.Module, gather: bool = True) -> None:
+    def __init__(self, miner: nn.Module | None, loss: nn.Module, gather: bool = True, shard: bool = False) -> None:
         super().__init__()
-        self.miner, self.loss, self.gather = miner, loss, gather
+        self.miner, self.loss, self.gather, self.shard = miner, loss, gather, shard
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: Any = None, ref_emb: Any = None,
                 ref_labels: Any = None) -> torch.Tensor:
         """Returns the (scalar) triplet loss of the step."""
         if indices_tuple is not None:
             return self.loss(embeddings, labels, indices_tuple)
+        if self.gather and self.shard and mfdist.is_distributed():
+            return self._sharded(embeddings, labels)
         if self.gather:
             embeddings, labels = mfdist.gather_with_grad(embeddings), mfdist.gather_labels(labels)
         if self.miner is None:
             return self.loss(embeddings, labels)
         return self.loss(embeddings, labels, self.miner(embeddings, labels))
+
+    def _sharded(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """This rank's anchors against the gathered batch; see the class docstring."""
+        import torch.distributed as dist
+
+        world, rank, n = mfdist.world_size(), mfdist.rank(), embeddings.shape[0]
+        ref, ref_labels = mfdist.gather_with_grad(embeddings), mfdist.gather_labels(labels)
+        own = torch.arange(n, device=embeddings.device) + rank * n  # each anchor's row in the gathered batch
+        if self.miner is None:
+            local = self.loss(embeddings, labels, ref_emb=ref, ref_labels=ref_labels, self_index=own)
+        else:
+            triplets = self.miner(embeddings, labels, ref, ref_labels, self_index=own)
+            local = self.loss(embeddings, labels, triplets, ref, ref_labels)
+        stats = self.loss.stats
+        reduction = getattr(self.loss, "reduction", "mean")
+        count = {"sum": 1.0, "mean": stats["num_triplets"],
+                 "nonzero_mean": stats["num_triplets"] * stats["active_fraction"]}[reduction]
+        count = float(round(count)) if reduction != "sum" else 1.0
+        partial = local * max(count, 1.0) if reduction != "sum" else local  # this rank's sum of losses
+        totals = torch.stack([partial.detach().to(torch.float64), torch.tensor(count, dtype=torch.float64,
+                                                                                device=partial.device)])
+        dist.all_reduce(totals)
+        denominator = max(float(totals[1]), 1.0) if reduction != "sum" else 1.0
+        value = totals[0].to(partial.dtype) / denominator
+        scaled = partial * (world / denominator)
+        return scaled + (value - scaled.detach())
 
 
 # ---------------------------------------------------------------------------------------------- mining modes
@@ -403,8 +440,8 @@ def _online_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[n
         from massface.losses import FusedTripletLoss
 
         loss = FusedTripletLoss(t.miner, t.margin, distance=t.distance, reduction=t.reduction, soft=t.soft)
-        return GlobalTripletLoss(None, loss, gather=t.global_mining), None
-    return _batch_mined(cfg, miner, embedding_size)
+        return GlobalTripletLoss(None, loss, gather=t.global_mining, shard=t.shard_mining), None
+    return GlobalTripletLoss(miner, build_triplet_loss(cfg), gather=t.global_mining, shard=t.shard_mining), None
 
 
 def _memory_mined(cfg: Config, miner: nn.Module, embedding_size: int) -> tuple[nn.Module, nn.Module]:

@@ -231,6 +231,7 @@ class TripletConfig:
     soft: bool = False
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
+    shard_mining: bool = False  # online global mining: each rank mines its own anchors against the gathered batch
     max_triplets: int | None = None
     fused: bool = True  # online all / semihard without guards or max_triplets: FusedTripletLoss (no triplet list)
     # false-negative guards (massface.mining.guards), for noisy identity sets

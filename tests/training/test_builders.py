@@ -699,3 +699,13 @@ def test_online_batch_all_and_semihard_train_with_the_fused_loss_and_match_the_m
     assert not isinstance(capped.criterion.metric.loss, FusedTripletLoss)
     with pytest.raises(ConfigError, match="loss.triplet.fused"):
         config(tmp_path / "h", loss__triplet__fused="yes")
+
+
+@covers("loss.triplet.shard_mining")
+def test_shard_mining_is_built_into_the_online_loss_and_checked(tmp_path):
+    trainer = Trainer(config(tmp_path / "a", loss__triplet__shard_mining=True), **QUIET)
+    assert trainer.criterion.metric.shard is True  # one process: nothing to shard, the replicated path runs
+    trainer.fit()
+    assert trainer.history[-1]["miner_num_triplets"] > 0
+    with pytest.raises(ConfigError, match="loss.triplet.shard_mining"):
+        config(tmp_path / "b", loss__triplet__shard_mining="yes")

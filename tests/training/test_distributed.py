@@ -141,14 +141,14 @@ def _modes_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from massface.training.trainer import Trainer
 
     results = {}
-    for mode in ("xbm", "semi_online", "offline"):
+    for mode in ("xbm", "semi_online", "offline", "sharded"):
         cfg = config_from_dict({
             "seed": 2, "output_dir": os.path.join(out_dir, mode),
             "data": {"format": "synthetic", "synthetic_identities": 16, "synthetic_images_per_identity": 4,
                      "synthetic_image_size": 32, "p": 2, "k": 3, "workers": 0, "transform": "none"},
             "model": {"backbone": "mobilefacenet", "embedding_size": 16, "input_size": 32},
-            "loss": {"triplet": {"miner": "all", "margin": 0.5}},
-            "mining": {"mode": mode, "scale": 2, "memory_size": 24, "refresh_every": 2, "max_batches_per_pool": 2},
+            "loss": {"triplet": {"miner": "all", "margin": 0.5, "shard_mining": mode == "sharded"}},
+            "mining": {"mode": "online" if mode == "sharded" else mode, "scale": 2, "memory_size": 24, "refresh_every": 2, "max_batches_per_pool": 2},
             "train": {"steps": 3, "log_every": 1, "checkpoint_every": 3, "device": "cpu"},
         })
         trainer = Trainer(cfg, log=lambda m: None)
@@ -169,9 +169,73 @@ def test_mining_modes_under_two_gloo_processes_stay_in_sync(tmp_path):
     world = 2
     _spawn(_modes_worker, world, tmp_path)
     r0, r1 = (torch.load(tmp_path / f"modes_rank{r}.pt") for r in range(world))
-    for mode in ("xbm", "semi_online", "offline"):
+    for mode in ("xbm", "semi_online", "offline", "sharded"):
         assert len(r0[mode]["losses"]) == len(r1[mode]["losses"]) == 3, mode
         for (name, a), (_, b) in zip(r0[mode]["model"].items(), r1[mode]["model"].items()):
             assert torch.equal(a, b), f"{mode}: {name}"
     assert torch.equal(r0["xbm"]["memory"], r1["xbm"]["memory"]), "every rank enqueues the same global batch"
     assert r0["xbm"]["memory"].numel() == 24
+    assert r0["sharded"]["losses"] == r1["sharded"]["losses"], "sharded mining logs the global loss on every rank"
+
+
+def _sharded_objectives():
+    from massface.losses import FusedTripletLoss
+    from massface.mining import BatchAllMiner, BatchMinMaxMiner
+
+    return {
+        "hardest": lambda shard: GlobalTripletLoss(BatchHardestMiner(margin=0.5), TripletLoss(margin=0.5),
+                                                  gather=shard is not None, shard=bool(shard)),
+        "min_max_nonzero": lambda shard: GlobalTripletLoss(BatchMinMaxMiner(margin=0.5),
+                                                          TripletLoss(margin=0.5, reduction="nonzero_mean"),
+                                                          gather=shard is not None, shard=bool(shard)),
+        "all_sum": lambda shard: GlobalTripletLoss(BatchAllMiner(margin=0.5), TripletLoss(margin=0.5, reduction="sum"),
+                                                  gather=shard is not None, shard=bool(shard)),
+        "fused_all": lambda shard: GlobalTripletLoss(None, FusedTripletLoss("all", 0.5), gather=shard is not None,
+                                                    shard=bool(shard)),
+        "fused_semihard": lambda shard: GlobalTripletLoss(None, FusedTripletLoss("semihard", 0.5),
+                                                         gather=shard is not None, shard=bool(shard)),
+    }
+
+
+def _sharded_data():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 10, generator=g, dtype=torch.float64)
+    y = torch.arange(8).repeat(3)  # every identity on every rank: positives and negatives cross ranks
+    return x, y
+
+
+def _sharded_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        x, y = _sharded_data()
+        part = x.shape[0] // world
+        out = {}
+        for name, make in _sharded_objectives().items():
+            model = torch.nn.parallel.DistributedDataParallel(_model())
+            loss = make(True)(model(x[rank * part : (rank + 1) * part]), y[rank * part : (rank + 1) * part])
+            loss.backward()
+            out[name] = {"loss": loss.detach(), "grads": [p.grad.clone() for p in model.parameters()]}
+            del model, loss
+        torch.save(out, os.path.join(out_dir, f"sharded{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [2, 3])
+def test_sharded_global_mining_gives_the_single_process_gradient(tmp_path, world):
+    _spawn(_sharded_worker, world, tmp_path)
+    x, y = _sharded_data()
+    for name, make in _sharded_objectives().items():
+        model = _model()
+        loss = make(None)(model(x), y)  # one process, the whole global batch
+        loss.backward()
+        for rank in range(world):
+            got = torch.load(tmp_path / f"sharded{rank}.pt")[name]
+            torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-10, atol=1e-12, msg=name)
+            for g, p in zip(got["grads"], model.parameters()):
+                torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12, msg=name)

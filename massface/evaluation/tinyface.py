@@ -235,7 +235,7 @@ def _int_labels(x: Any, name: str, n: int) -> np.ndarray:
 def _probe_ranks(probe_emb: Any, probe_labels: Any, gallery_emb: Any, gallery_labels: Any, *,
                  distractor_label: int, chunk: int | None) -> np.ndarray:
     """Per probe, the rank (1 = first) of its best-scoring mate in the gallery; see :func:`tinyface_cmc`."""
-    from massface.evaluation.ijb.identification import _search_gallery
+    from massface.evaluation.ijb.identification import search_gallery
 
     p = _unit_rows(probe_emb, "probe_emb")
     g = _unit_rows(gallery_emb, "gallery_emb")
@@ -262,7 +262,7 @@ def _probe_ranks(probe_emb: Any, probe_labels: Any, gallery_emb: Any, gallery_la
         chunk = max(1, _BLOCK_ELEMENTS // g.shape[0])
     elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive int (probes per block), got {chunk!r}")
-    _, rank, _, _ = _search_gallery(p, pos.astype(np.int64), g, g_code, int(chunk))
+    _, rank, _, _ = search_gallery(p, pos.astype(np.int64), g, g_code, int(chunk))
     return rank
 
 

@@ -25,19 +25,21 @@ import numpy as np
 from massface.evaluation._arrays import as_vector
 from massface.evaluation.ijb.templates import _rows_of
 
-__all__ = ["identify", "DEFAULT_FPIRS"]
+__all__ = ["identify", "search_gallery", "DEFAULT_FPIRS"]
 
 DEFAULT_FPIRS: tuple[float, ...] = (1e-2, 1e-1)
 
 
-def _search_gallery(
+def search_gallery(
     p_feats: np.ndarray,
     p_subj: np.ndarray,
     g_feats: np.ndarray,
     g_subj: np.ndarray,
     chunk: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per probe: mated?, rank of the mate subject (1 = first), mate score, best non-mate score."""
+    """Per probe: mated?, rank of the mate subject (1 = first; ties count against the mate), mate score, best
+    non-mate score -- the one gallery search of IJB 1:N and TinyFace. ``O(N_probe · N_gallery · D)`` time,
+    ``O(chunk · N_gallery)`` memory."""
     n = p_feats.shape[0]
     mated = np.isin(p_subj, g_subj)
     rank = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -105,7 +107,7 @@ def identify(
         g_t = as_vector(g_t, f"gallery {name} template ids")
         g_s = as_vector(g_s, f"gallery {name} subject ids", g_t.shape[0])
         g_f = feats[_rows_of(np.asarray(templates), g_t, f"gallery {name}")]
-        mated, rank, mate, nonmate = _search_gallery(p_f, p_s, g_f, g_s, chunk)
+        mated, rank, mate, nonmate = search_gallery(p_f, p_s, g_f, g_s, chunk)
         n_mated = int(mated.sum())
         top_nm = np.sort(nonmate[~mated])[::-1]  # top-1 score of each non-mated search
         tpir: dict[float, float] = {}
@@ -134,7 +136,7 @@ def _identify_ijb_1n(p_f: np.ndarray, p_s: np.ndarray, g_f: np.ndarray, g_s: np.
     """The older ``ijb_1n.py`` definition on one joined gallery (see :func:`identify`); keeps only the
     ⌈N_probe · max(far)⌉ largest non-mate similarities of each chunk: ``O(chunk · N_gallery)`` memory."""
     n = p_f.shape[0]
-    mated, rank, mate, _ = _search_gallery(p_f, p_s, g_f, g_s, chunk)
+    mated, rank, mate, _ = search_gallery(p_f, p_s, g_f, g_s, chunk)
     need = max((math.ceil(n * float(f)) for f in fars), default=0)
     top = np.empty(0)
     for s in range(0, n, chunk):

@@ -49,6 +49,31 @@ def _common(query: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch
     return query.to(dtype), ref.to(dtype)
 
 
+class _SelfGram(torch.autograd.Function):
+    """``bias + alpha · X Xᵀ`` (constant ``alpha``, ``bias``) with the symmetric backward ∂/∂X = alpha·(G + Gᵀ)·X:
+    one (N×N)·(N×D) product where autograd's ``X @ X.T`` takes two. Differentiable twice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, alpha: float, bias: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return torch.addmm(x.new_tensor(bias), x, x.T, beta=1.0, alpha=alpha)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        sym = grad.mT.contiguous().add_(grad)  # G + Gᵀ (a transposing copy is far cheaper than the strided add)
+        return (sym @ x.to(sym.dtype) * ctx.alpha).to(x.dtype), None, None
+
+
+def _gram(query: torch.Tensor, ref: torch.Tensor, alpha: float = 1.0, bias: float = 0.0) -> torch.Tensor:
+    """``bias + alpha · <q_i, r_j>`` as an (N, M) matrix, O(N·M·D). When ``ref`` is ``query`` itself (a batch
+    against itself) the backward pass takes one matrix product instead of two (:class:`_SelfGram`)."""
+    if ref is query and query.requires_grad and torch.is_grad_enabled():
+        return _SelfGram.apply(query, alpha, bias)
+    return torch.addmm(query.new_tensor(bias), query, ref.T, beta=1.0 if bias else 0.0, alpha=alpha)
+
+
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     """sqrt(x) for x >= 0 whose gradient at 0 is 0 instead of inf (no NaN for duplicate points)."""
     positive = x > 0
@@ -64,10 +89,9 @@ def _squared_euclidean_mat(query: torch.Tensor, ref: torch.Tensor, unit_norm: bo
     """
     query, ref = _common(query, ref)
     if unit_norm:
-        sq = torch.addmm(query.new_tensor(2.0), query, ref.T, beta=1.0, alpha=-2.0)  # fused 2 - 2<q, r>
+        sq = _gram(query, ref, alpha=-2.0, bias=2.0)  # fused 2 - 2<q, r>
     else:
-        sq = torch.addmm(query.pow(2).sum(1, keepdim=True), query, ref.T, beta=1.0, alpha=-2.0)
-        sq += ref.pow(2).sum(1).unsqueeze(0)
+        sq = _gram(query, ref, alpha=-2.0) + query.pow(2).sum(1, keepdim=True) + ref.pow(2).sum(1).unsqueeze(0)
     return sq.clamp_min_(0.0) if not sq.requires_grad else sq.clamp_min(0.0)
 
 
@@ -113,8 +137,7 @@ class CosineSimilarity(BaseDistance):
 
     def compute_mat(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
         """(N, M) matrix of <q_i, r_j> (inputs already normalised by the caller), O(N·M·D)."""
-        query_emb, ref_emb = _common(query_emb, ref_emb)
-        return query_emb @ ref_emb.T
+        return _gram(*_common(query_emb, ref_emb))
 
     def pairwise_distance(self, query_emb: torch.Tensor, ref_emb: torch.Tensor) -> torch.Tensor:
         """<q_i, r_i> row by row, O(N·D)."""

@@ -17,17 +17,20 @@ bytes per triplet, T up to S·M) and gathers over the list for mining and then s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import BaseMetricLossFunction
+from torch.autograd.function import once_differentiable
 
-from massface._checks import check_real
+from massface._checks import check_int, check_real
 from massface._stats import LazyStats
 from massface.distances import DistanceLike, compute_dtype, dissimilarity_matrix, is_same_tensor, resolve_distance
 from massface.losses._numerics import connected_zero
-from massface.mining.miners import DEFAULT_MARGIN, check_batch
+from massface.mining.miners import _PERCENTILES, DEFAULT_MARGIN, check_batch
 
 __all__ = ["FusedTripletLoss"]
 
@@ -40,6 +43,124 @@ def _finite_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mask of the finite rows."""
     ok = torch.isfinite(x).all(dim=1)
     return (x if bool(ok.all()) else torch.where(ok.unsqueeze(1), x, torch.zeros_like(x))), ok
+
+
+class _WithGradient(torch.autograd.Function):
+    """``value`` (a detached scalar) as a function of ``D`` whose gradient is ``G``: ``out = value``,
+    ``∂out/∂D = G``. One multiplication in the backward pass, nothing stored but G."""
+
+    @staticmethod
+    def forward(ctx: Any, D: torch.Tensor, value: torch.Tensor, G: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(G)
+        return value.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (G,) = ctx.saved_tensors
+        return G * grad, None, None
+
+
+def _weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, levels: Sequence[float]) -> list[float]:
+    """``torch.quantile(v, levels)`` (linear interpolation) of the list v in which ``values[i]`` appears
+    ``weights[i]`` times, without building it: a sort of the distinct entries and a search in the cumulative
+    weights. O(V log V) for V entries."""
+    order = values.argsort()
+    v, c = values[order], weights[order].long().cumsum(0)
+    pos = torch.tensor(levels, dtype=torch.float64, device=v.device) * float(int(c[-1]) - 1)
+    lo, hi = pos.floor().long(), pos.ceil().long()
+    below, above = v[torch.searchsorted(c, lo, right=True)], v[torch.searchsorted(c, hi, right=True)]
+    return torch.lerp(below, above, (pos - lo).to(v.dtype)).tolist()
+
+
+@dataclass
+class _Bands:
+    """The band sweep of one call (module docstring): the value Σ ℓ and its gradient G = ∂(Σ ℓ)/∂D, and what
+    the statistics need — d_ap and |T_ap| per positive slot (an (N, K_max) layout, −inf / 0 in empty slots),
+    the negative distances, and per (a, n) the number of positives p with n ∈ T_ap."""
+
+    value: torch.Tensor
+    G: torch.Tensor
+    total: int
+    sum_ap: float
+    sum_an: float
+    d_ap: torch.Tensor
+    counts: torch.Tensor
+    d_neg: torch.Tensor
+    neg_counts: torch.Tensor
+    strategy: str
+
+    @classmethod
+    def compute(cls, D: torch.Tensor, d_neg: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, margin: float,
+                strategy: str, soft: bool, block_elements: int) -> _Bands:
+        """Sweep the bands. ``D``: (N, M) detached dissimilarities; ``d_neg``: D with +inf off the negatives;
+        ``(rows, cols)``: the positive pairs in row-major order. Rows are taken ``block_elements`` entries at a
+        time (a block stays in cache while its K_max positive slots pass over it): O(N·M·K_max) time,
+        O(N·M) memory."""
+        N, M = D.shape
+        inf = float("inf")
+        per_row = torch.bincount(rows, minlength=N)
+        k_max = int(per_row.max()) if rows.numel() else 0
+        slot = torch.arange(rows.numel(), device=D.device) - (torch.cumsum(per_row, 0) - per_row)[rows]
+        d_ap = D.new_full((N, k_max), -inf)  # an empty slot: upper = -inf, no band
+        d_ap[rows, slot] = D[rows, cols]
+        upper = d_ap + margin
+        G = torch.zeros_like(D)
+        counts, values = D.new_zeros(N, k_max), D.new_zeros(N, k_max)
+        slopes, hinges = (D.new_zeros(N, k_max), D.new_zeros(N, k_max)) if soft else (counts, values)
+        neg_counts = torch.zeros_like(D) if soft else G  # hinge: the count of (a, n) is -G[a, n]
+        step = max(1, block_elements // max(M, 1))
+        x = D.new_empty(min(step, N), M)
+        mask = torch.empty(x.shape, dtype=torch.bool, device=D.device)
+        for s in range(0, N, step):
+            e = min(s + step, N)
+            dn, g, xb, mb = d_neg[s:e], G[s:e], x[: e - s], mask[: e - s]
+            for j in range(k_max):
+                torch.sub(upper[s:e, j : j + 1], dn, out=xb)  # d_ap + m - d_an: > 0 exactly when d_an < d_ap + m
+                if strategy == "semihard":
+                    torch.le(dn, d_ap[s:e, j : j + 1], out=mb)
+                    xb.masked_fill_(mb, -inf)  # semi-hard: d_an > d_ap too
+                if soft:
+                    torch.gt(xb, 0, out=mb)
+                    counts[s:e, j] = mb.sum(1)
+                    neg_counts[s:e] += mb
+                    values[s:e, j] = torch.where(mb, F.softplus(xb), 0.0).sum(1)
+                    slope = torch.sigmoid(xb).masked_fill_(~mb, 0.0)
+                    slopes[s:e, j] = slope.sum(1)
+                    g -= slope
+                    hinges[s:e, j] = xb.clamp_min_(0.0).sum(1)
+                else:
+                    xb.clamp_min_(0.0)
+                    values[s:e, j] = xb.sum(1)
+                    counts[s:e, j] = xb.sign_().sum(1)  # 1 inside the band: ℓ' = 1
+                    g -= xb
+        G.index_put_((rows, cols), slopes[rows, slot], accumulate=True)
+        valid = torch.isfinite(d_ap)
+        c64 = counts.double()
+        total = int(c64.sum())
+        sum_ap = float((c64 * d_ap.double().where(valid, 0.0)).sum())
+        sum_an = float((c64 * upper.double().where(valid, 0.0)).sum() - hinges.double().sum())  # Σ d_an
+        return cls(values.sum(), G, total, sum_ap, sum_an, d_ap, counts, d_neg, neg_counts, strategy)
+
+    def lazy_stats(self, sign: float, block_elements: int) -> dict[str, float]:
+        """``hard_fraction`` (d_an < d_ap: O(N·M·K_max)) and the 10/50/90th percentiles of d_ap and d_an over
+        the triplets (as ``torch.quantile`` of the triplet list would give them: O(V log V), V entries)."""
+        N, M = self.d_neg.shape
+        hard = 0
+        if self.strategy == "all":  # semi-hard negatives are never closer than the positive
+            step = max(1, block_elements // max(M, 1))
+            for s in range(0, N, step):
+                dn = self.d_neg[s : s + step].unsqueeze(1)
+                hard += int((dn < self.d_ap[s : s + step].unsqueeze(2)).sum())
+        out = {"hard_fraction": hard / self.total}
+        neg_w = -self.neg_counts if self.neg_counts is self.G else self.neg_counts
+        picked = neg_w > 0
+        for what, values, weights in (("d_ap", self.d_ap[self.counts > 0], self.counts[self.counts > 0]),
+                                      ("d_an", self.d_neg[picked], neg_w[picked])):
+            levels = [q / 100 for q in _PERCENTILES]
+            for q, value in zip(_PERCENTILES, _weighted_quantiles(sign * values, weights, levels)):
+                out[f"{what}_p{q}"] = value
+        return out
 
 
 class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
@@ -66,7 +187,7 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         normalize: bool = True,
         reduction: str = "mean",
         soft: bool = False,
-        chunk_elements: int = 1 << 20,
+        block_elements: int = 1 << 16,
         **kwargs: Any,
     ) -> None:
         if strategy not in ("all", "semihard"):
@@ -79,7 +200,7 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         self.margin = margin
         self.reduction = reduction
         self.soft = bool(soft)
-        self.chunk_elements = int(chunk_elements)
+        self.block_elements = check_int("block_elements", block_elements, "FusedTripletLoss")
         self.add_to_recordable_attributes(list_of_names=["margin"], is_stat=False)
 
     def forward(  # type: ignore[override]
@@ -98,6 +219,7 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         if indices_tuple is not None:
             raise ValueError("FusedTripletLoss mines its own triplets; use TripletLoss for given indices_tuple")
         labels = check_batch(embeddings, labels)
+        self._bands = None  # the previous call's sweep, kept for its lazy statistics, is released first
         same_ref = ref_emb is None or is_same_tensor(embeddings, ref_emb)
         if ref_emb is None:
             if ref_labels is not None:
@@ -112,9 +234,13 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         ref, r_ok = (query, q_ok) if same_ref else _finite_rows(ref_emb.to(dtype))
         D = dissimilarity_matrix(self.distance, query, ref)
         D_det = D.detach()
-        finite = torch.isfinite(D_det) & q_ok.unsqueeze(1) & r_ok.unsqueeze(0)
+        # one reduction decides that everything is finite (a finite sum has finite terms); else the full mask
+        all_finite = bool(q_ok.all()) and bool(r_ok.all()) and bool(torch.isfinite(D_det.sum()))
+        finite = None if all_finite else torch.isfinite(D_det) & q_ok.unsqueeze(1) & r_ok.unsqueeze(0)
         same = labels.unsqueeze(1) == ref_labels.unsqueeze(0)
-        positive = same & finite
+        # d_an with +inf wherever n is no negative of a (same identity, non-finite): never inside a band
+        d_neg = D_det.masked_fill(same if finite is None else same | ~finite, float("inf"))
+        positive = same if finite is None else same & finite
         if self_index is not None:
             own = torch.as_tensor(self_index, device=D.device).long()
             if own.shape != (D.shape[0],) or (own.numel() and int(own.max()) >= D.shape[1]):
@@ -124,72 +250,36 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
             positive[rows, own[rows]] = False
         elif same_ref:
             positive.fill_diagonal_(False)
-        negative = ~same & finite
-        losses_sum, G, total, active, hard, sum_ap, sum_an = self._band_sums(D_det, positive, negative)
+        rows, cols = positive.nonzero(as_tuple=True)
+        bands = _Bands.compute(D_det, d_neg, rows, cols, self.margin, self.strategy, self.soft, self.block_elements)
+        total = bands.total
         if total == 0:
             nan = float("nan")
             self._record_stats(loss=0.0, num_triplets=0, active_fraction=0.0, mean_d_ap=nan, mean_d_an=nan,
-                               hard_fraction=0.0)
+                               hard_fraction=0.0, **{f"{w}_p{q}": nan for w in ("d_ap", "d_an") for q in _PERCENTILES})
             return connected_zero(embeddings) if same_ref else connected_zero(embeddings, ref_emb)
-        # the exact value, with the exact gradient G = dL/dD attached (L is piecewise linear in D for the hinge,
-        # and G holds the softplus derivatives for the soft margin): no triplet list and no autograd graph over it
-        D_safe = D if bool(finite.all()) else torch.where(finite, D, torch.zeros_like(D))  # no inf / NaN in the gradient
-        surrogate = (G * D_safe).sum()
-        losses_sum = surrogate + (losses_sum - surrogate.detach())
-        if self.reduction == "sum":
-            loss = losses_sum
-        elif self.reduction == "mean":
-            loss = losses_sum / total
-        else:
-            loss = losses_sum / max(active, 1)
-        with torch.no_grad():
-            sign = -1.0 if self.distance.is_inverted else 1.0  # the distance itself (similarity for cosine)
-            self._record_stats(loss=loss.detach(), num_triplets=total, active_fraction=active / total,
-                               mean_d_ap=sign * sum_ap / total, mean_d_an=sign * sum_an / total,
-                               hard_fraction=hard / total)
+        # the exact value with the exact gradient G = dL/dD attached: L is piecewise linear in D for the hinge,
+        # and G holds the softplus derivatives for the soft margin; no triplet list, no autograd graph over it
+        losses_sum = _WithGradient.apply(D, bands.value, bands.G)
+        # "mean" and "nonzero_mean" agree: inside a band every hinge is > 0, and softplus always is
+        loss = losses_sum if self.reduction == "sum" else losses_sum / total
+        sign = -1.0 if self.distance.is_inverted else 1.0  # the distance itself (similarity for cosine)
+        self._record_stats(loss=loss.detach(), num_triplets=total, active_fraction=1.0,
+                           mean_d_ap=sign * bands.sum_ap / total, mean_d_an=sign * bands.sum_an / total)
+        self._bands, self._sign = bands, sign
         return loss
 
-    def _band_sums(self, D: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor):
-        """Over every selected triplet: Σ ℓ, the gradient matrix G = ∂(Σ ℓ)/∂D (+ℓ' at (a, p), −ℓ' at (a, n)),
-        the triplet count T, the count with ℓ > 0, the count with d_an < d_ap, Σ d_ap and Σ d_an. The positive pairs are taken in chunks of
-        about ``chunk_elements`` entries of their anchors' rows: O(S·M) time, O(N·M + chunk) memory."""
-        rows, cols = positive.nonzero(as_tuple=True)
-        M = D.shape[1]
-        D_neg = torch.where(negative, D, torch.full_like(D, float("inf")))  # +inf: never inside a band
-        G = torch.zeros_like(D)
-        value = D.new_zeros(())
-        sum_ap, sum_an = D.new_zeros(()), D.new_zeros(())
-        total = hard = 0
-        step = max(1, self.chunk_elements // max(M, 1))
-        for s in range(0, rows.numel(), step):
-            r, c = rows[s : s + step], cols[s : s + step]
-            d_ap = D[r, c].unsqueeze(1)
-            upper = d_ap + self.margin
-            d_an = D_neg[r]
-            x = upper - d_an  # d_ap + m - d_an; -inf for non-negatives
-            band = x > 0  # d_an < d_ap + m (for floats, u - d > 0 exactly when d < u)
-            if self.strategy == "semihard":
-                band &= d_an > d_ap
-            if self.soft:
-                loss = torch.where(band, F.softplus(x), 0.0)
-                slope = torch.where(band, torch.sigmoid(x), 0.0)
-            else:
-                slope = band.to(D.dtype)
-                loss = torch.where(band, x, 0.0) if self.strategy == "semihard" else F.relu(x)
-            count = band.sum(dim=1)
-            G.index_put_((r, c), slope.sum(dim=1), accumulate=True)
-            G.index_add_(0, r, slope, alpha=-1)
-            chunk_value = loss.sum()
-            value = value + chunk_value
-            n = int(count.sum())
-            total += n
-            hard += int((band & (d_an < d_ap)).sum()) if self.strategy == "all" else 0
-            c64 = count.to(D.dtype)
-            sum_ap = sum_ap + (c64 * d_ap.squeeze(1)).sum()
-            hinge = chunk_value if not self.soft else (torch.where(band, x, 0.0)).sum()
-            sum_an = sum_an + (c64 * upper.squeeze(1)).sum() - hinge  # Σ d_an = Σ (d_ap + m) - Σ (d_ap + m - d_an)
-        active = total  # inside the band every hinge is > 0, and softplus always is
-        return value, G, total, active, hard, sum_ap, sum_an
+    @property
+    def stats(self) -> dict[str, float]:
+        """The last call's statistics (see the class docstring); ``hard_fraction`` and the percentiles are
+        computed here, on access, from the bands the call kept (O(N·M·K) and a sort of the selected entries)."""
+        out = super().stats
+        bands = getattr(self, "_bands", None)
+        if bands is not None:
+            self._recorded_stats.update(bands.lazy_stats(self._sign, self.block_elements))
+            self._bands = None  # computed once; the sweep's tensors are released
+            out = super().stats
+        return out
 
     @property
     def parts(self) -> dict[str, float]:

@@ -153,3 +153,45 @@ def test_hard_fraction_and_cosine_statistics_follow_the_miner():
         miner(emb, labels)
         for key in ("num_triplets", "hard_fraction", "mean_d_ap", "mean_d_an"):
             assert loss.stats[key] == pytest.approx(miner.stats[key], abs=1e-6), (distance, key)  # miner: float32 means
+
+
+@pytest.mark.parametrize("strategy", ["all", "semihard"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("distance", ["squared_euclidean", "cosine"])
+def test_every_statistic_and_percentile_equals_the_miners(strategy, soft, distance):
+    g = torch.Generator().manual_seed(13)
+    emb = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 9, (40,), generator=g)
+    loss = FusedTripletLoss(strategy, 0.4, distance=distance, soft=soft, block_elements=64)  # several blocks
+    miner = MINERS[strategy](margin=0.4, distance=distance)
+    loss(emb, labels)
+    miner(emb, labels)
+    stats, expected = loss.stats, miner.stats
+    assert set(expected) <= set(stats)
+    for key, value in expected.items():
+        assert stats[key] == pytest.approx(value, abs=1e-6), key  # the miner's means are float32
+    assert loss.stats == stats  # computed once, then kept
+
+
+def test_percentiles_of_a_weighted_list_equal_torch_quantile_of_the_list():
+    from massface.losses.fused_triplet import _weighted_quantiles
+
+    g = torch.Generator().manual_seed(2)
+    for size in (1, 2, 7, 50):
+        values = torch.randint(0, 5, (size,), generator=g).double()  # many ties
+        weights = torch.randint(1, 6, (size,), generator=g)
+        levels = [0.0, 0.1, 0.5, 0.9, 1.0]
+        expected = torch.quantile(values.repeat_interleave(weights), torch.tensor(levels, dtype=torch.float64))
+        assert _weighted_quantiles(values, weights, levels) == pytest.approx(expected.tolist(), abs=1e-12)
+
+
+def test_block_elements_is_checked_and_does_not_change_the_result():
+    with pytest.raises(ValueError, match="block_elements"):
+        FusedTripletLoss("all", block_elements=0)
+    with pytest.raises(ValueError, match="block_elements"):
+        FusedTripletLoss("all", block_elements=2.5)
+    g = torch.Generator().manual_seed(1)
+    emb = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    labels = torch.arange(10).repeat_interleave(3)
+    values = [FusedTripletLoss("all", 0.5, block_elements=b)(emb, labels).item() for b in (1, 45, 1 << 20)]
+    assert values == pytest.approx([values[0]] * 3, abs=1e-12)

@@ -13,6 +13,7 @@ group is initialised (or the world has one rank), so library code calls them unc
   ranks and hands each rank the slice of its own rows (times ``grad_scale``). Under DDP's gradient averaging
   this is exactly the gradient of a loss over the global batch (global mining, PartialFC). PML's distributed
   wrapper gathers without gradient and rescales the loss instead.
+* :func:`collective_device` — where CPU data must go for a collective (the CUDA device under NCCL).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "world_size", "rank", "barrier", "broadcast_object", "all_gather_sizes",
-           "all_gather_rows", "gather_with_grad", "all_reduce_max", "all_reduce_sum_with_grad"]
+__all__ = ["is_distributed", "world_size", "rank", "barrier", "collective_device", "broadcast_object",
+           "all_gather_sizes", "all_gather_rows", "gather_with_grad", "all_reduce_max", "all_reduce_sum_with_grad"]
 
 
 def is_distributed() -> bool:
@@ -46,6 +47,14 @@ def barrier() -> None:
     """Wait for every rank (nothing to wait for without a process group)."""
     if is_distributed():
         dist.barrier()
+
+
+def collective_device(group: Any = None) -> torch.device:
+    """The device whose tensors the collectives of ``group`` take: the current CUDA device under NCCL (which
+    handles no CPU tensor), the CPU otherwise (gloo, or no process group). For callers holding CPU data."""
+    if is_distributed() and dist.get_backend(group) == dist.Backend.NCCL:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def broadcast_object(obj: object | None, src: int = 0) -> object:

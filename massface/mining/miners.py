@@ -301,6 +301,7 @@ class TripletMiner(BaseMiner):
         limit: bool = True,
         labels: tuple[torch.Tensor, torch.Tensor] | None = None,
         dim: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Triplets:
         """This miner's strategy on a precomputed (N, M) dissimilarity matrix (smaller = closer).
 
@@ -312,18 +313,21 @@ class TripletMiner(BaseMiner):
         ``max_triplets`` (a caller mining in chunks applies it once to the union). This is the one mechanism the
         online, cross-batch, semi-online and offline modes share, and where the false-negative guards act
         (``labels`` = (row labels, column labels, −1 for padding) is needed by ``same_identity_pairs`` only;
-        ``dim``, the embedding dimension, by ``pick="distance_weighted"`` only).
+        ``dim``, the embedding dimension, by ``pick="distance_weighted"`` only). ``generator`` supplies this
+        call's random draws (``"random"`` rules, ``"distance_weighted"``, the cap) instead of the miner's own —
+        e.g. one generator per chunk, so a chunked caller's draws do not depend on which process mines a chunk.
 
         Non-finite entries other than padding — NaN, −inf, or +inf from an overflow, i.e. NaN / Inf
         embeddings — are set to +inf in place and count as no candidate at all (neither positive nor
         negative), so such rows and columns take part in no triplet and every triplet returned has finite
         distances (one O(N·M) check, and a recount of ``num_negatives`` when it finds any).
         """
+        generator = self.generator if generator is None else generator
         finite = torch.isfinite(D)
         if not bool(finite.all()):
             D.masked_fill_(~finite, float("inf"))
             pairs, num_negatives = _finite_candidates(finite, pairs)
-        a, p = select_positive_pairs(D, pairs, self_index, self.positives, self.generator)
+        a, p = select_positive_pairs(D, pairs, self_index, self.positives, generator)
         d_ap = D.view(-1)[a * D.shape[1] + p]
         if num_negatives is None:
             num_negatives = D.shape[1] - pairs.counts
@@ -349,7 +353,7 @@ class TripletMiner(BaseMiner):
                                            getattr(self, "nonzero_loss_cutoff", 1.4))
             return select_negatives(
                 D, num_negatives, a, p, d_ap, self.negatives, self.pick, self.margin,
-                self.fallback, self.generator, self.max_triplets if limit else None, weights=weights,
+                self.fallback, generator, self.max_triplets if limit else None, weights=weights,
             )
         finally:
             if excluded is not None:

@@ -21,10 +21,17 @@ centroids' neighbours plus O(N·nprobe·c·D); HNSW O(N·log N·M·D) to build),
 O(N·(c + k)·D) for the candidate distances and the miner's cost on an N × (c_max + k) matrix, processed in
 chunks of ``chunk_size`` anchors. Memory: the vectors (N·D floats, twice: ours and the index's copy) and
 one chunk's candidates.
+
+Under ``torch.distributed`` the anchors are sharded (``mine_triplets(shard=None)``, the default): every rank
+builds the same index over the full embeddings (``embed_dataset`` gives every rank all of them), mines its
+contiguous share of the anchor chunks, and only the triplets (and per-chunk statistics) are all-gathered —
+search and selection cost 1/W per rank, and every rank returns exactly what one process mining everything
+returns, random draws included (they are seeded per chunk).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -228,7 +235,8 @@ class OfflineTripletSearch:
     ``mine_triplets(embeddings, labels)`` returns :class:`~massface.mining.strategies.Triplets` of row indices
     into ``embeddings``; ``nearest_negatives(embeddings, labels)`` the neighbour ids alone. After a call, the
     ``stats`` property gives ``num_triplets``, ``active_fraction``, ``mean_d_ap``, ``mean_d_an`` and the timings
-    ``index_s`` (build) and ``mine_s`` (search + selection), as floats.
+    ``index_s`` (build) and ``mine_s`` (search + selection), as floats. Under a process group
+    ``mine_triplets`` is a collective that shards the anchors over the ranks (``shard=``; identical result).
     """
 
     def __init__(self, miner: TripletMiner, *, neighbours: int = 32, index: IndexConfig | str = "auto",
@@ -295,14 +303,51 @@ class OfflineTripletSearch:
         return out
 
     # ------------------------------------------------------------------ mining
-    def mine_triplets(self, embeddings: Tensor, labels: Any, *, progress: bool = False) -> Triplets:
+    def mine_triplets(self, embeddings: Tensor, labels: Any, *, progress: bool = False,
+                      shard: bool | None = None) -> Triplets:
         """Triplets ``(a, p, n)`` of row indices into ``embeddings`` (CPU int64 tensors); ``progress`` shows a
-        bar over the anchors on stderr. Cost: see the module docstring.
+        bar over the anchors on stderr (rank 0's share when sharded). Cost: see the module docstring.
 
         Rows with NaN / Inf values take part in no triplet (as in online mining); the rest are mined as usual.
+
+        ``shard`` — mining the anchors across the ranks of the default ``torch.distributed`` process group:
+
+        * ``None`` (default): sharded when a process group of more than one rank is initialised;
+        * ``True``: sharded, and a ``ValueError`` when no process group is initialised;
+        * ``False``: this process mines every anchor alone, with no collective (e.g. one rank mining for all).
+
+        Sharded, the call is a collective: every rank passes the same embeddings and labels (checked with a
+        hash, O(N·D), and one all-gather: a mismatch raises ``ValueError`` on every rank), builds the same index,
+        mines its contiguous share of the ``⌈N / chunk_size⌉`` anchor chunks (⌊C·r/W⌋ to ⌊C·(r+1)/W⌋), and the
+        triplets and per-chunk statistics are all-gathered (two all-gathers: O(T + C) int64 / float64 per rank).
+        Every rank returns exactly — same triplets, same order, same ``stats`` but the timings — what one
+        process mining all the anchors returns: the chunks are the same, their triplets are concatenated in
+        chunk order, and the random draws are per chunk (below). Per rank the search and selection cost is
+        1/W of one process's; the index build is not shared (every rank builds it). An ``"hnsw"`` index built on
+        several threads differs between builds, so with it the ranks' shares come from different graphs.
+
+        Randomness (``"random"`` rules, ``pick="distance_weighted"``, ``max_triplets``): each call takes one
+        64-bit seed from the miner's ``generator`` (rank 0's when sharded; every rank's generator advances by
+        that one draw), and chunk i draws from its own generator seeded by hashing (seed, i), the cap from one
+        seeded by (seed, cap) — so the selection depends on neither which rank mines a chunk nor the world
+        size, and successive calls draw afresh.
+
+        ``stats`` timings are this rank's: ``index_s`` its build, ``mine_s`` its search, selection and the
+        exchange (which waits for the slowest rank, so it is about the slowest rank's time).
         """
-        progress = _progress_flag(progress, f"{type(self).__name__}.mine_triplets")
+        owner = f"{type(self).__name__}.mine_triplets"
+        progress = _progress_flag(progress, owner)
+        world = _shard_world(shard, owner)
         labels_t, y = self._check(embeddings, labels)
+        gen = self.miner.generator
+        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=gen, device=gen.device).item())
+        if world > 1:
+            seed = _agree_on_seed(embeddings, y, seed, owner)
+        return self._mine_rows(embeddings, labels_t, y, seed=seed, world=world, progress=progress)
+
+    def _mine_rows(self, embeddings: Tensor, labels_t: Tensor, y: np.ndarray, *, seed: int, world: int,
+                   progress: bool) -> Triplets:
+        """:meth:`mine_triplets` on checked inputs: the finite rows mined, the others left out."""
         rows = self._finite_rows(embeddings)
         if rows is not None:
             if rows.numel() == 0:
@@ -310,9 +355,10 @@ class OfflineTripletSearch:
                 self._stats = {"num_triplets": 0.0, "active_fraction": 0.0, "mean_d_ap": float("nan"),
                                "mean_d_an": float("nan"), "index_s": 0.0, "mine_s": 0.0}
                 return Triplets(empty, empty.clone(), empty.clone())
-            t = self.mine_triplets(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)],
-                                   progress=progress)
+            t = self._mine_rows(embeddings[rows.to(embeddings.device)], labels_t[rows.to(labels_t.device)],
+                                y[rows.numpy()], seed=seed, world=world, progress=progress)
             return Triplets(rows[t.a], rows[t.p], rows[t.n])
+        rank = mfdist.rank() if world > 1 else 0
         t0 = time.perf_counter()
         x, ip = self._search_space(embeddings.cpu())
         xn = np.ascontiguousarray(x.float().numpy())
@@ -323,32 +369,45 @@ class OfflineTripletSearch:
         starts = np.flatnonzero(np.r_[True, sorted_y[1:] != sorted_y[:-1]])
         counts = np.diff(np.r_[starts, y.size])
         block = np.repeat(np.arange(starts.size), counts)  # identity block of each sorted position
-        n_total = y.size
-        parts: list[tuple[Tensor, Tensor, Tensor]] = []
-        sums = np.zeros(4)  # triplets, active, Σd_ap, Σd_an
+        n_total, size = y.size, self.chunk_size
+        num_chunks = -(-n_total // size)
+        mine = _chunk_share(num_chunks, world, rank)
+        device = self.miner.generator.device
+        found: list[Tensor] = []
+        sums: list[np.ndarray] = []  # per chunk: triplets, active, Σd_ap, Σd_an
         t1 = time.perf_counter()
-        with progress_bar(total=n_total, desc="offline mining", unit="anchors", enabled=progress) as bar:
-            for s in range(0, n_total, self.chunk_size):
-                pos = np.arange(s, min(s + self.chunk_size, n_total))
+        share = min(mine.stop * size, n_total) - min(mine.start * size, n_total)
+        with progress_bar(total=share, desc="offline mining", unit="anchors", enabled=progress and rank == 0) as bar:
+            for i in mine:
+                pos = np.arange(i * size, min((i + 1) * size, n_total))
                 rows = order[pos]
                 c = counts[block[pos]]
                 neg = index.nearest_negatives(xn[rows], y[rows], self.neighbours)
-                triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg, y)
-                parts.append(triplets)
-                sums += chunk_sums
+                triplets, chunk_sums = self._mine_chunk(x, rows, pos, starts[block[pos]], c, order, neg, y,
+                                                        _stream(seed, (0, i), device))
+                found.append(torch.stack(triplets))
+                sums.append(chunk_sums)
                 bar.update(pos.size)
-        a, p, n = (torch.cat([t[i] for t in parts]) for i in range(3))
+        mined = torch.cat(found, dim=1) if found else torch.empty((3, 0), dtype=torch.long)
+        chunk_sums_all = np.stack(sums) if sums else np.zeros((0, 4))
+        if world > 1:
+            shares = [len(_chunk_share(num_chunks, world, r)) for r in range(world)]
+            mined, chunk_sums_all = _gather_chunks(mined, chunk_sums_all, shares)
+        total = np.zeros(4)
+        for chunk_sums in chunk_sums_all:  # in chunk order, as one process adds them up
+            total += chunk_sums
         limit = self.miner.max_triplets
-        if limit is not None and a.numel() > limit:
-            keep = uniform_subset(a.numel(), limit, self.miner.generator, a.device)
-            a, p, n = a[keep], p[keep], n[keep]
+        if limit is not None and mined.shape[1] > limit:
+            keep = uniform_subset(mined.shape[1], limit, _stream(seed, (1,), device), mined.device)
+            mined = mined[:, keep]
+        a, p, n = mined.contiguous().unbind(0)
         sign = -1.0 if self.miner.distance.is_inverted else 1.0
-        t = max(sums[0], 1.0)
+        t = max(total[0], 1.0)
         self._stats = {
             "num_triplets": float(a.numel()),
-            "active_fraction": float(sums[1] / t) if sums[0] else 0.0,
-            "mean_d_ap": sign * float(sums[2] / t) if sums[0] else float("nan"),
-            "mean_d_an": sign * float(sums[3] / t) if sums[0] else float("nan"),
+            "active_fraction": float(total[1] / t) if total[0] else 0.0,
+            "mean_d_ap": sign * float(total[2] / t) if total[0] else float("nan"),
+            "mean_d_an": sign * float(total[3] / t) if total[0] else float("nan"),
             "index_s": t_index,
             "mine_s": time.perf_counter() - t1,
         }
@@ -360,9 +419,10 @@ class OfflineTripletSearch:
         return self.mine_triplets(embeddings, labels, progress=progress)
 
     def _mine_chunk(self, x: Tensor, rows: np.ndarray, pos: np.ndarray, block_start: np.ndarray, c: np.ndarray,
-                    order: np.ndarray, neg: np.ndarray, y: np.ndarray
+                    order: np.ndarray, neg: np.ndarray, y: np.ndarray, generator: torch.Generator
                     ) -> tuple[tuple[Tensor, Tensor, Tensor], np.ndarray]:
-        """Candidates [positives | k negatives] per anchor, their distances, and the miner's selection."""
+        """Candidates [positives | k negatives] per anchor, their distances, and the miner's selection (its
+        random draws from ``generator``)."""
         n_rows, c_max = rows.size, int(c.max())
         within = np.arange(c_max)
         pos_ids = np.where(within < c[:, None], order[np.minimum(block_start[:, None] + within, order.size - 1)], -1)
@@ -376,7 +436,8 @@ class OfflineTripletSearch:
         num_negatives = torch.from_numpy((neg >= 0).sum(axis=1))
         cand_labels = torch.from_numpy(np.where(cand.numpy() >= 0, y[cand.numpy().clip(0)], -1)).long()
         labels = (torch.from_numpy(y[rows]).long(), cand_labels)  # columns differ per row: (n, C) labels
-        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False, labels=labels, dim=x.shape[1])
+        t = self.miner.select(D, pairs, self_index, num_negatives, limit=False, labels=labels, dim=x.shape[1],
+                              generator=generator)
         flat_p, flat_n = t.a * D.shape[1] + t.p, t.a * D.shape[1] + t.n
         d_ap, d_an = D.view(-1)[flat_p], D.view(-1)[flat_n]
         sums = np.array([t.a.numel(), float(((d_ap - d_an + self.miner.margin) > 0).sum()),
@@ -411,6 +472,68 @@ class OfflineTripletSearch:
                 d = -d
             out[s : s + step] = torch.where(ids >= 0, d, out[s : s + step])
         return out
+
+
+def _shard_world(shard: object, owner: str) -> int:
+    """The number of ranks ``mine_triplets(shard=...)`` mines over (1: unsharded); validates ``shard``."""
+    if shard is not None and not isinstance(shard, (bool, np.bool_)):
+        raise ValueError(f"shard must be True, False or None (shard when distributed) for {owner}, got {shard!r}")
+    if shard is not None and not shard:
+        return 1
+    if shard and not mfdist.is_distributed():
+        raise ValueError(f"shard=True for {owner} needs an initialised torch.distributed process group "
+                         f"(shard=None shards only when there is one)")
+    return mfdist.world_size()
+
+
+def _chunk_share(num_chunks: int, world: int, rank: int) -> range:
+    """Rank ``rank``'s chunks of ``num_chunks``: [⌊C·r/W⌋, ⌊C·(r+1)/W⌋) — contiguous, so the rank-order
+    concatenation of the shares is the chunk order; shares differ by at most one chunk."""
+    return range(num_chunks * rank // world, num_chunks * (rank + 1) // world)
+
+
+def _stream(seed: int, key: tuple[int, ...], device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded by hashing (``seed``, ``key``) (numpy's ``SeedSequence``): one
+    independent stream per chunk of a mining pass, the same whichever process draws from it. O(1)."""
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state) >> 1)
+    return generator
+
+
+def _fingerprint(embeddings: Tensor, labels: np.ndarray) -> int:
+    """A 63-bit hash (BLAKE2b) of the embeddings' shape, dtype and bytes and of the labels. O(N·D)."""
+    x = embeddings.detach().cpu().contiguous()
+    digest = hashlib.blake2b(f"{tuple(x.shape)} {x.dtype}".encode(), digest_size=8)
+    digest.update(memoryview(x.view(-1).view(torch.uint8).numpy()))
+    digest.update(memoryview(np.ascontiguousarray(labels, dtype=np.int64)))
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
+def _agree_on_seed(embeddings: Tensor, labels: np.ndarray, seed: int, owner: str) -> int:
+    """Rank 0's ``seed``, after checking that every rank holds the same embeddings and labels (one all-gather
+    of two int64 per rank; a mismatch raises on every rank alike, so none is left waiting in a collective)."""
+    device = mfdist.collective_device()
+    mine = torch.tensor([[_fingerprint(embeddings, labels), seed]], dtype=torch.long, device=device)
+    every = mfdist.all_gather_rows(mine, sizes=[1] * mfdist.world_size()).cpu()
+    differ = (every[:, 0] != every[0, 0]).nonzero().flatten().tolist()
+    if differ:
+        raise ValueError(f"sharded {owner}: every rank must pass the same embeddings and labels, but ranks "
+                         f"{differ} differ from rank 0 (or pass shard=False to mine on one rank alone)")
+    return int(every[0, 1])
+
+
+def _gather_chunks(mined: Tensor, chunk_sums: np.ndarray, shares: list[int]) -> tuple[Tensor, np.ndarray]:
+    """Every rank's (3, T_r) triplets and (C_r, 4) per-chunk sums, concatenated in rank order (= chunk order):
+    the sums first — their triplet counts size the triplets' all-gather. O(T + C) per rank."""
+    device = mfdist.collective_device()
+    every_sums = mfdist.all_gather_rows(torch.from_numpy(chunk_sums).to(device), sizes=shares).cpu().numpy()
+    ends = np.cumsum(shares)
+    sizes = [int(every_sums[end - share : end, 0].sum()) for end, share in zip(ends, shares)]
+    if sum(sizes) == 0:
+        return torch.empty((3, 0), dtype=torch.long), every_sums
+    rows = mfdist.all_gather_rows(mined.t().contiguous().to(device), sizes=sizes).cpu()
+    return rows.t().contiguous(), every_sums
 
 
 def embed_dataset(model: nn.Module, dataset: Any, indices: Sequence[int] | None = None, *,

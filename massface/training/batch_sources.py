@@ -135,8 +135,9 @@ class SemiOnlineSource(BatchSource):
 
 class OfflineSource(BatchSource):
     """``offline``: embed the training set (or a random ``subset``) with ``model``, mine it with ``offline``
-    (an :class:`~massface.mining.OfflineTripletSearch`, rank 0), deal the triplet batches to the ranks and train on
-    them; re-mine every ``refresh_every`` optimizer steps (read from ``step()``), or when they are used up
+    (an :class:`~massface.mining.OfflineTripletSearch`; under a process group every rank mines its share of the
+    anchors and all get the same triplets), deal the triplet batches to the ranks and train on them; re-mine
+    every ``refresh_every`` optimizer steps (read from ``step()``), or when they are used up
     (``refresh_every=0``).
 
     ``dataset`` gives the training items (augmented) and ``embedding_dataset`` the same items without
@@ -157,7 +158,10 @@ class OfflineSource(BatchSource):
         self._stats: dict[str, float] = {}
 
     def refresh(self) -> list:
-        """Embed, mine (rank 0) and deal the triplet batches; returns this rank's batches."""
+        """Embed and mine (both sharded over the ranks) and deal the triplet batches; returns this rank's batches.
+
+        Every rank holds the same triplets (``mine_triplets`` is a collective under a process group that returns
+        one process's result on every rank), so every rank packs the same batches and takes its own slice."""
         from massface.mining import embed_dataset, pack_triplets
 
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.refreshes)
@@ -173,12 +177,9 @@ class OfflineSource(BatchSource):
                                     batch_size=self.embed_batch_size, num_workers=self.workers, device=self.device,
                                     progress=is_main)
         embed_s = time.perf_counter() - t0
-        payload = None
-        if is_main:
-            mined = self.offline.mine_triplets(emb, labels)
-            payload = (torch.stack([idx[mined.a], idx[mined.p], idx[mined.n]]),
-                       dict(self.offline.stats, embed_s=embed_s, embedded=float(idx.numel())))
-        triplets, stats = mfdist.broadcast_object(payload)
+        mined = self.offline.mine_triplets(emb, labels)
+        triplets = torch.stack([idx[mined.a], idx[mined.p], idx[mined.n]])
+        stats = dict(self.offline.stats, embed_s=embed_s, embedded=float(idx.numel()))
         self._stats = stats
         batches = pack_triplets(triplets[0], triplets[1], triplets[2], self.triplets_per_batch, generator=generator)
         world = self.world_size

@@ -231,7 +231,9 @@ class TripletConfig:
     soft: bool = False
     reduction: Literal["mean", "nonzero_mean", "sum"] = "mean"
     global_mining: bool = True  # online / xbm: mine over the batch gathered from all ranks (with gradient)
-    shard_mining: bool = False  # online global mining: each rank mines its own anchors against the gathered batch
+    # online global mining under DDP: each rank mines its own anchors against the gathered batch (the same gradient,
+    # 1/W of the work; the miner_* logs then describe rank 0's anchors); false: every rank mines the whole batch
+    shard_mining: bool = True
     max_triplets: int | None = None
     fused: bool = True  # online all / semihard without guards or max_triplets: FusedTripletLoss (no triplet list)
     # false-negative guards (massface.mining.guards), for noisy identity sets

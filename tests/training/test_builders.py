@@ -703,8 +703,9 @@ def test_online_batch_all_and_semihard_train_with_the_fused_loss_and_match_the_m
 
 @covers("loss.triplet.shard_mining")
 def test_shard_mining_is_built_into_the_online_loss_and_checked(tmp_path):
-    trainer = Trainer(config(tmp_path / "a", loss__triplet__shard_mining=True), **QUIET)
-    assert trainer.criterion.metric.shard is True  # one process: nothing to shard, the replicated path runs
+    assert Trainer(config(tmp_path / "c"), **QUIET).criterion.metric.shard is True  # the default
+    trainer = Trainer(config(tmp_path / "a", loss__triplet__shard_mining=False), **QUIET)
+    assert trainer.criterion.metric.shard is False  # every rank mines the whole gathered batch
     trainer.fit()
     assert trainer.history[-1]["miner_num_triplets"] > 0
     with pytest.raises(ConfigError, match="loss.triplet.shard_mining"):

@@ -117,7 +117,9 @@ def test_trainer_under_two_gloo_processes_stays_in_sync_and_resumes_in_one(tmp_p
     world = 2
     _spawn(_trainer_worker, world, tmp_path)
     r0, r1 = (torch.load(tmp_path / f"trainer_rank{r}.pt") for r in range(world))
-    assert r0["triplets"] == r1["triplets"] == 2 * 2 * world, "mining saw the global P×K×world batch"
+    # shard_mining (the default): each rank mined its own P×K anchors (hardest: one triplet each) against the
+    # gathered batch -- together the global batch's P×K×world anchors
+    assert r0["triplets"] == r1["triplets"] == 2 * 2, "every rank mined its own share of the global batch"
     for (name, a), (_, b) in zip(r0["model"].items(), r1["model"].items()):
         assert torch.equal(a, b), name
     # the 2-rank checkpoint resumes in a single process (world-size independent sampler and state)
@@ -179,8 +181,8 @@ def test_mining_modes_under_two_gloo_processes_stay_in_sync(tmp_path):
 
 
 def _sharded_objectives():
-    from massface.losses import FusedTripletLoss
-    from massface.mining import BatchAllMiner, BatchMinMaxMiner
+    from massface.losses import FusedTripletLoss, JointLoss
+    from massface.mining import BatchAllMiner, BatchMinMaxMiner, BatchMinMinMiner, SemiHardMiner
 
     return {
         "hardest": lambda shard: GlobalTripletLoss(BatchHardestMiner(margin=0.5), TripletLoss(margin=0.5),
@@ -194,7 +196,27 @@ def _sharded_objectives():
                                                     shard=bool(shard)),
         "fused_semihard": lambda shard: GlobalTripletLoss(None, FusedTripletLoss("semihard", 0.5),
                                                          gather=shard is not None, shard=bool(shard)),
+        "min_min": lambda shard: GlobalTripletLoss(BatchMinMinMiner(margin=0.5), TripletLoss(margin=0.5),
+                                                  gather=shard is not None, shard=bool(shard)),
+        "semihard_mined": lambda shard: GlobalTripletLoss(SemiHardMiner(margin=0.5), TripletLoss(margin=0.5, soft=True),
+                                                         gather=shard is not None, shard=bool(shard)),
+        "joint": lambda shard: JointLoss(GlobalTripletLoss(BatchMinMaxMiner(margin=0.5), TripletLoss(margin=0.5),
+                                                           gather=shard is not None, shard=bool(shard)),
+                                         _head(), metric_weight=0.7, head_weight=0.3),
     }
+
+
+def _head():
+    from massface.losses import CosFace
+
+    torch.manual_seed(5)
+    return CosFace(6, 8, s=8.0, m=0.2).double()
+
+
+def _parameters(model, objective):
+    """The backbone's and (for the joint loss) the head's parameters."""
+    head = getattr(objective, "head", None)
+    return list(model.parameters()) + (list(head.parameters()) if head is not None else [])
 
 
 def _sharded_data():
@@ -213,10 +235,16 @@ def _sharded_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         part = x.shape[0] // world
         out = {}
         for name, make in _sharded_objectives().items():
-            model = torch.nn.parallel.DistributedDataParallel(_model())
-            loss = make(True)(model(x[rank * part : (rank + 1) * part]), y[rank * part : (rank + 1) * part])
+            model, objective = torch.nn.parallel.DistributedDataParallel(_model()), make(True)
+            loss = objective(model(x[rank * part : (rank + 1) * part]), y[rank * part : (rank + 1) * part])
             loss.backward()
-            out[name] = {"loss": loss.detach(), "grads": [p.grad.clone() for p in model.parameters()]}
+            grads = [p.grad.clone() for p in _parameters(model.module, objective)]
+            for g in grads[len(list(model.parameters())):]:  # the head: averaged as DDP would if it wrapped it
+                dist.all_reduce(g)
+                g /= world
+            value = loss.detach().clone()
+            dist.all_reduce(value)  # the rank-local head loss: its mean over the ranks is the global one
+            out[name] = {"loss": loss.detach(), "mean_loss": value / world, "grads": grads}
             del model, loss
         torch.save(out, os.path.join(out_dir, f"sharded{rank}.pt"))
         dist.barrier()
@@ -231,11 +259,14 @@ def test_sharded_global_mining_gives_the_single_process_gradient(tmp_path, world
     _spawn(_sharded_worker, world, tmp_path)
     x, y = _sharded_data()
     for name, make in _sharded_objectives().items():
-        model = _model()
-        loss = make(None)(model(x), y)  # one process, the whole global batch
+        model, objective = _model(), make(None)
+        loss = objective(model(x), y)  # one process, the whole global batch
         loss.backward()
+        params = _parameters(model, objective)
         for rank in range(world):
             got = torch.load(tmp_path / f"sharded{rank}.pt")[name]
-            torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-10, atol=1e-12, msg=name)
-            for g, p in zip(got["grads"], model.parameters()):
+            value = got["mean_loss"] if name == "joint" else got["loss"]
+            torch.testing.assert_close(value, loss.detach(), rtol=1e-10, atol=1e-12, msg=name)
+            assert len(got["grads"]) == len(params)
+            for g, p in zip(got["grads"], params):
                 torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12, msg=name)

@@ -9,7 +9,12 @@ the peak after imports and data creation (Δ MiB). Implementations, all measured
 - ``mined``  -- ``TripletLoss(0.2)(emb, labels, BatchAllMiner(0.2)(emb, labels))`` (resp. ``SemiHardMiner``);
 - ``pml``    -- PML's ``TripletMarginMiner(type_of_triplets='all'|'semihard')`` + ``TripletMarginLoss``, squared
   L2 (``LpDistance(power=2)``; B <= 2048 only);
-- ``matrix`` -- the squared-Euclidean distance matrix of the normalised embeddings alone, summed: the floor.
+- ``matrix`` -- the squared-Euclidean distance matrix of the normalised embeddings alone, summed, in plain torch
+  (``2 - 2·x xᵀ``: autograd's two products in the backward pass): the reference the issue's targets are set against;
+- ``massface_matrix`` -- the same matrix by massface's ``dissimilarity_matrix`` (a batch against itself: the
+  symmetric backward, one product), the floor of massface's own losses.
+
+The table also repeats the figures recorded in issue 18 before this work (mined path, another run on this machine).
 
     python benchmarks/bench_fused_triplet.py                       # B in {840, 2048, 4096}, batch-all
     python benchmarks/bench_fused_triplet.py --strategy semihard --sizes 840,2048
@@ -24,6 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
+
+ISSUE_FIGURES = {840: (136, 28, 183), 2048: (1354, 151, 829), 4096: (7704, 738, 3020)}
+"""Issue 18's table (batch-all, K = 4, before the fused loss): B -> (mined ms, matrix ms, mined extra RSS MiB)."""
 
 
 def worker(impl: str, strategy: str, batch: int, k: int, repeats: int) -> dict:
@@ -59,6 +67,13 @@ def worker(impl: str, strategy: str, batch: int, k: int, repeats: int) -> dict:
 
         def step(e):
             return loss_fn(e, labels, miner(e, labels))
+    elif impl == "massface_matrix":
+        from massface.distances import SquaredEuclideanDistance, dissimilarity_matrix
+
+        distance = SquaredEuclideanDistance()
+
+        def step(e):
+            return dissimilarity_matrix(distance, e).sum()
     else:
         def step(e):
             x = F.normalize(e, dim=1)
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = {}
     for batch in (int(s) for s in args.sizes.split(",")):
-        for impl in ("matrix", "fused", "mined", "pml"):
+        for impl in ("matrix", "massface_matrix", "fused", "mined", "pml"):
             if impl == "pml" and batch > 2048:
                 continue
             out = subprocess.run([sys.executable, __file__, "--worker", impl, args.strategy, str(batch),
@@ -98,15 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             rows[(batch, impl)] = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(rows[(batch, impl)]), file=sys.stderr, flush=True)
     print(f"strategy {args.strategy}, K = {args.k}, d = 512, 1 thread, forward + backward, median of "
-          f"{args.repeats} (ms) · extra peak RSS (MiB)\n")
-    print("| B | distance matrix | fused | fused / matrix | mined (TripletLoss + miner) | mined / fused | PML | PML / fused |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{args.repeats} (ms) · extra peak RSS (MiB); ratios against the plain-torch matrix\n")
+    print("| B | issue 18: mined · matrix (ratio) | matrix (torch) | matrix (massface) | fused | fused / matrix | "
+          "mined (TripletLoss + miner) | mined / matrix | PML | PML / fused |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for batch in sorted({b for b, _ in rows}):
-        m, f, t = rows[(batch, "matrix")], rows[(batch, "fused")], rows[(batch, "mined")]
+        m, mm = rows[(batch, "matrix")], rows[(batch, "massface_matrix")]
+        f, t = rows[(batch, "fused")], rows[(batch, "mined")]
         p = rows.get((batch, "pml"))
         pml = f"{p['ms']:.0f} · {p['mib']:.0f} | {p['ms'] / f['ms']:.1f}×" if p else "– | –"
-        print(f"| {batch} | {m['ms']:.0f} · {m['mib']:.0f} | {f['ms']:.0f} · {f['mib']:.0f} | {f['ms'] / m['ms']:.2f}× | "
-              f"{t['ms']:.0f} · {t['mib']:.0f} | {t['ms'] / f['ms']:.1f}× | {pml} |")
+        issue = ISSUE_FIGURES.get(batch) if args.strategy == "all" and args.k == 4 else None
+        old = f"{issue[0]} · {issue[1]} ({issue[0] / issue[1]:.1f}×) · {issue[2]} MiB" if issue else "–"
+        print(f"| {batch} | {old} | {m['ms']:.0f} · {m['mib']:.0f} | {mm['ms']:.0f} · {mm['mib']:.0f} | "
+              f"{f['ms']:.0f} · {f['mib']:.0f} | {f['ms'] / m['ms']:.2f}× | {t['ms']:.0f} · {t['mib']:.0f} | "
+              f"{t['ms'] / m['ms']:.1f}× | {pml} |")
     return 0
 
 

@@ -7,12 +7,16 @@ Both losses are sums over (a, p, n) of ℓ(x), x = d_ap + m − d_an, inside a b
     L = Σ_(a,p) Σ_(n ∈ T_ap) ℓ(x_apn),   ℓ = hinge (x) or softplus
 
 The gradient with respect to the distance matrix is G[a, p] = Σ_n ℓ'(x_apn) and G[a, n] = −Σ_p ℓ'(x_apn).
-Each positive pair (a, p) is scored against its anchor's row of negatives, a chunk of pairs at a time, adding
-into the value and into G; the loss is then returned as ``value + Σ G·D − stop_grad(Σ G·D)``, which has the
-exact value and the exact gradient G (so autograd never stores per-triplet tensors). Cost for N anchors, M
-reference rows and S positive pairs (S = N·(K − 1) for a P×K batch): O(N·M·D) for the distance matrix plus
-O(S·M) for the bands — B²·(K − 1) for a batch of B — and O(N·M) memory plus one chunk, against O(T) memory (24
-bytes per triplet, T up to S·M) and gathers over the list for mining and then scoring the triplets.
+The anchors' positives are laid out in K_max slots (an (N, K_max) matrix of d_ap); rows are swept in blocks of
+about ``block_elements`` entries, and for each slot the block's x = d_ap + m − d_an is formed once, clamped,
+summed (the value), turned into ℓ' (its sign) and subtracted into G — a handful of passes over a block that stays
+in cache, no boolean casts, no row gathers. The loss is returned through a one-line autograd Function whose value
+is Σ ℓ and whose gradient with respect to D is G, so autograd never stores per-triplet tensors. Cost for N
+anchors, M reference rows and K_max positives per anchor (K − 1 for a P×K batch): O(N·M·D) for the distance
+matrix plus O(N·M·K_max) for the bands — B²·(K − 1) for a batch of B — and O(N·M) memory, against O(T) memory (24
+bytes per triplet, T up to N·M·K_max) and gathers over the list for mining and then scoring the triplets. The
+statistics a log needs beyond counts and means (``hard_fraction``, the d_ap / d_an percentiles) are computed from
+the kept sweep when ``stats`` is read: a step that does not log pays nothing for them.
 """
 
 from __future__ import annotations
@@ -176,7 +180,10 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
 
     After a call, ``stats`` gives the miner's and the loss's statistics: ``loss``, ``num_triplets``,
     ``active_fraction`` (share of triplets with ℓ > 0), ``hard_fraction`` (d_an < d_ap), ``mean_d_ap`` and
-    ``mean_d_an`` over the triplets (similarities for ``distance="cosine"``, as the miners report them).
+    ``mean_d_an`` over the triplets and their 10 / 50 / 90th percentiles ``d_ap_p10`` ... ``d_an_p90`` (similarities
+    for ``distance="cosine"``, exactly as the miners report them; the last two kinds computed on first access).
+    The sweep's tensors (O(N·M)) are kept for that until the next call or the first read of ``stats``.
+    ``block_elements``: entries per row block of the sweep (a cache-sized block; the result does not depend on it).
     """
 
     def __init__(

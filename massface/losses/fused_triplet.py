@@ -289,6 +289,13 @@ class FusedTripletLoss(LazyStats, BaseMetricLossFunction):
         return out
 
     @property
+    def counts(self) -> tuple[float, float]:
+        """(triplets, triplets with ℓ > 0) of the last call — equal here — without computing the lazy statistics:
+        the denominators of the reductions (what rank-sharded mining all-reduces)."""
+        total = float(getattr(self, "_recorded_stats", {}).get("num_triplets", 0))
+        return total, total
+
+    @property
     def parts(self) -> dict[str, float]:
         """The same as :attr:`stats` (the name the trainer logs under)."""
         return self.stats

@@ -150,6 +150,13 @@ class TripletLoss(LazyStats, BaseMetricLossFunction):
         """The same as :attr:`stats` (the name the trainer logs under)."""
         return self.stats
 
+    @property
+    def counts(self) -> tuple[float, float]:
+        """(triplets, triplets with ℓ > 0) of the last call: the denominators of ``"mean"`` and
+        ``"nonzero_mean"`` (what rank-sharded mining all-reduces)."""
+        stats = self.stats
+        return stats.get("num_triplets", 0.0), stats.get("num_triplets", 0.0) * stats.get("active_fraction", 0.0)
+
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _triplets(indices_tuple, n_query: int, n_ref: int, device: torch.device):

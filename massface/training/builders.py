@@ -385,10 +385,9 @@ class GlobalTripletLoss(nn.Module):
         else:
             triplets = self.miner(embeddings, labels, ref, ref_labels, self_index=own)
             local = self.loss(embeddings, labels, triplets, ref, ref_labels)
-        stats = self.loss.stats
+        triplets, active = self.loss.counts  # not .stats: a fused loss would compute its lazy statistics
         reduction = getattr(self.loss, "reduction", "mean")
-        count = {"sum": 1.0, "mean": stats["num_triplets"],
-                 "nonzero_mean": stats["num_triplets"] * stats["active_fraction"]}[reduction]
+        count = {"sum": 1.0, "mean": triplets, "nonzero_mean": active}[reduction]
         count = float(round(count)) if reduction != "sum" else 1.0
         partial = local * max(count, 1.0) if reduction != "sum" else local  # this rank's sum of losses
         totals = torch.stack([partial.detach().to(torch.float64), torch.tensor(count, dtype=torch.float64,

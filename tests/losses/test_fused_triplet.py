@@ -195,3 +195,18 @@ def test_block_elements_is_checked_and_does_not_change_the_result():
     labels = torch.arange(10).repeat_interleave(3)
     values = [FusedTripletLoss("all", 0.5, block_elements=b)(emb, labels).item() for b in (1, 45, 1 << 20)]
     assert values == pytest.approx([values[0]] * 3, abs=1e-12)
+
+
+def test_counts_do_not_compute_the_lazy_statistics():
+    g = torch.Generator().manual_seed(6)
+    emb = torch.randn(20, 4, generator=g, dtype=torch.float64)
+    labels = torch.arange(5).repeat_interleave(4)
+    loss = FusedTripletLoss("all", 0.5)
+    loss(emb, labels)
+    triplets, active = loss.counts
+    assert loss._bands is not None, "the sweep is still kept: nothing lazy was computed"
+    assert triplets == active == loss.stats["num_triplets"] > 0
+    assert loss._bands is None
+    mined = TripletLoss(0.5, reduction="nonzero_mean")
+    mined(emb, labels, BatchAllMiner(margin=0.5)(emb, labels))
+    assert mined.counts == (mined.stats["num_triplets"], mined.stats["num_triplets"] * mined.stats["active_fraction"])

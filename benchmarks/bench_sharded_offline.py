@@ -1,7 +1,7 @@
 """Benchmark: sharded offline mining — per-rank cost against the world size, real gloo ranks on this machine.
 
-Data: N face-like synthetic 512-d embeddings (identity centres ``normalize(A z + 0.25 u)`` with z ~ N(0, I_32) and
-a fixed random 512×32 map A, images ``normalize(centre + 0.045 ε)``, 20 images per identity, seed 0).
+Data: N face-like synthetic 512-d embeddings, 20 per identity — ``bench_offline_mining.make_embeddings`` (its
+docstring describes them).
 Mining: :class:`massface.mining.OfflineTripletSearch` with :class:`BatchHardestMiner`, k = 8 neighbours, the
 identity IVF index (``nprobe`` 16). W = 1 is one process (``shard=False``); W > 1 are W gloo processes on this
 machine, each with one thread (torch and faiss), every one holding all N embeddings, as after ``embed_dataset``.
@@ -25,16 +25,12 @@ import tempfile
 
 
 def _data(n: int):
+    """``bench_offline_mining.make_embeddings(n)`` (the same face-like set) as torch tensors."""
     import torch
+    from bench_offline_mining import make_embeddings
 
-    g = torch.Generator().manual_seed(0)
-    ids = n // 20
-    basis = torch.randn(512, 32, generator=g)
-    centres = torch.nn.functional.normalize(torch.randn(ids, 32, generator=g) @ basis.T / 32 ** 0.5
-                                            + 0.25 * torch.randn(ids, 512, generator=g) / 512 ** 0.5, dim=1)
-    labels = torch.arange(ids).repeat_interleave(20)[:n]
-    emb = torch.nn.functional.normalize(centres[labels] + 0.045 * torch.randn(n, 512, generator=g), dim=1)
-    return emb, labels
+    x, labels = make_embeddings(n)
+    return torch.from_numpy(x), torch.from_numpy(labels)
 
 
 def _mine(n: int, shard: bool) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from massface.losses import AdaFace, CosFace, CurricularFace, MagFace, PartialFC, Softmax, SubCenterArcFace
+from tests._gloo import free_port
 
 D, C = 6, 7
 
@@ -113,10 +113,6 @@ def test_bad_arguments() -> None:
 
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 
@@ -181,7 +177,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 @pytest.mark.distributed
 def test_two_process_gloo_matches_full_softmax(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert r0 == r1  # the loss is the same global value on every rank
     # a checkpoint written by 2 ranks loads in one process

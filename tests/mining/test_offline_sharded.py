@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -29,6 +28,7 @@ from massface.mining import (
     TripletMiner,
 )
 from massface.training.batch_sources import OfflineSource
+from tests._gloo import free_port
 
 TIMINGS = ("index_s", "mine_s")
 
@@ -118,10 +118,6 @@ def _batches(source: OfflineSource) -> list[tuple[torch.Tensor, ...]]:
     return [(b.indices, b.a, b.p, b.n) for b in source.refresh()]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
@@ -157,7 +153,7 @@ def sharded(request, tmp_path_factory) -> tuple[int, list[dict]]:
     """(world, every rank's results) of one spawn of ``world`` gloo processes running every case."""
     world = request.param
     out = tmp_path_factory.mktemp(f"sharded{world}")
-    mp.start_processes(_worker, args=(world, _free_port(), str(out)), nprocs=world, start_method="spawn")
+    mp.start_processes(_worker, args=(world, free_port(), str(out)), nprocs=world, start_method="spawn")
     return world, [torch.load(out / f"rank{r}.pt") for r in range(world)]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -13,13 +12,7 @@ import torch.multiprocessing as mp
 from massface.losses import TripletLoss
 from massface.mining import BatchHardestMiner
 from massface.training.trainer import GlobalTripletLoss
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests._gloo import free_port
 
 
 def _data():
@@ -65,7 +58,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 def _spawn(worker, world: int, tmp_path) -> None:
     """Run ``worker(rank, world, port, out_dir)`` in ``world`` spawned processes on one free port."""
-    mp.start_processes(worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
+    mp.start_processes(worker, args=(world, free_port(), str(tmp_path)), nprocs=world, start_method="spawn")
 
 @pytest.mark.distributed
 @pytest.mark.slow
